@@ -1,0 +1,33 @@
+"""Fixed numeric identifiers written into the bitstream.
+
+These numbers are part of the file format: they are assigned by hand, never
+derived from registration or import order, and never reused. Add new ids at
+the end of a table; retire old ones by leaving them in place with a comment.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CodecId(IntEnum):
+    """Which codec produced a container (one byte, 1..255; 0 is invalid)."""
+
+    JPEG = 1            #: payload layer IMAGE holds a baseline JPEG file
+    WEBP = 2            #: payload layer IMAGE holds a lossy WebP file
+    BPG_FILE = 3        #: payload layer IMAGE holds a .bpg file written by bpgenc
+    HEVC_INTRA = 4      #: payload layer IMAGE holds HEVC intra NAL units (x265, BPG equivalent)
+    SEMANTIC_GAN = 16   #: seg-map + colour-map layers, decoded by a conditional GAN
+    SEMANTIC_MAP = 17   #: seg-map + colour-map layers, decoded by painting class colours (no model)
+
+
+class LayerId(IntEnum):
+    """Type of one layer in a container (one byte, 1..255; 0 is invalid)."""
+
+    SEGMAP = 1          #: lossless label map at reduced scale (semcomp_core.layers.segmap)
+    COLORMAP = 2        #: tiny quantised colour thumbnail (semcomp_core.layers.colormap)
+    IMAGE = 16          #: a classically coded image, format given by the codec id
+    # reserved for later layers: 3 CLIP embedding, 4 edges, 5 region of interest
+
+
+KNOWN_CODEC_IDS = frozenset(int(c) for c in CodecId)
+KNOWN_LAYER_IDS = frozenset(int(x) for x in LayerId)

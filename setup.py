@@ -1,0 +1,59 @@
+"""semcomp: semantic image compression for robots and vehicles.
+
+Installs two Python packages:
+
+* ``semcomp_core`` -- the ROS-free library (bitstream, layers, codecs, metrics,
+  datasets, benchmark, CLI ``semcomp``);
+* ``semcomp_ros`` -- thin rclpy nodes (ament_python package ``semcomp_ros``).
+
+``pip install .`` works outside ROS; ``colcon build`` installs the ament index
+marker, ``package.xml``, launch and config files as an ament_python package.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "semcomp_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Semantic image compression for robots and vehicles (ROS 2 package + library)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["semcomp_core", "semcomp_core.*", "semcomp_ros", "semcomp_ros.*"]),
+    package_data={"semcomp_core": ["data/*", "data/*/*", "data/*/*/*"]},
+    include_package_data=True,
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "pillow>=10",
+        "pillow-heif>=0.16",
+        "constriction>=0.4",
+        "safetensors>=0.4",
+        "torch>=2.1",
+        "pytorch-msssim>=1.0",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "rosbags>=0.10",
+        "opencv-python-headless>=4.8",
+        "cityscapesscripts>=2.2",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "hypothesis>=6", "pyoxipng>=9"],
+        "export": ["onnx>=1.15", "onnxruntime>=1.17"],
+    },
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            "semcomp = semcomp_core.cli.main:main",
+        ],
+    },
+)
