@@ -1,0 +1,38 @@
+"""Metrics for the benchmark and the ROS nodes.
+
+* rate: :func:`bits_per_pixel` (8 x container bytes / pixels)
+* fidelity: :func:`psnr`, :func:`ms_ssim` (torch imported lazily)
+* semantics: :func:`confusion_matrix`, :func:`iou_per_class`, :func:`mean_iou`,
+  :func:`pixel_accuracy`, :class:`ConfusionAccumulator`,
+  :class:`SemanticPreservation` (segmenter on original vs reconstruction)
+* perception (optional, offline only): :func:`lpips_available`, :func:`lpips_distance`
+
+Importing this package imports neither torch nor any model.
+"""
+from ..bitstream.container import bits_per_pixel
+from .image_quality import ms_ssim, psnr
+from .lpips_metric import lpips_available, lpips_distance
+from .segmentation import (
+    ConfusionAccumulator,
+    SegmentationCache,
+    SemanticPreservation,
+    confusion_matrix,
+    iou_per_class,
+    mean_iou,
+    pixel_accuracy,
+)
+
+__all__ = [
+    "bits_per_pixel",
+    "psnr",
+    "ms_ssim",
+    "confusion_matrix",
+    "iou_per_class",
+    "mean_iou",
+    "pixel_accuracy",
+    "ConfusionAccumulator",
+    "SegmentationCache",
+    "SemanticPreservation",
+    "lpips_available",
+    "lpips_distance",
+]
