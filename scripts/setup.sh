@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # Create ./.venv (once) and install semcomp with everything its tests and demo need.
+# Re-runs are no-ops until requirements.txt or setup.py change. Full pip output: .venv/setup.log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${SEMCOMP_VENV:-.venv}
 stamp="$VENV/.semcomp-installed"
 want="$(cat requirements.txt setup.py | sha1sum | cut -c1-16)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c "import semcomp_core" 2>/dev/null; then
   exit 0
 fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV" >&2
   "$PY" -m venv "$VENV"
 fi
-echo "[setup] installing dependencies into $VENV (first run takes a few minutes)" >&2
-"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel >&2
-"$VENV/bin/python" -m pip install -q -r requirements.txt >&2
-"$VENV/bin/python" -m pip install -q -e ".[dev,export]" >&2
+log="$VENV/setup.log"
+: > "$log"
+pipi() {
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[setup] pip install $* failed (full log: $log)" >&2
+    exit 1
+  fi
+}
+echo "[setup] installing dependencies into $VENV (first run takes a few minutes; log: $log)" >&2
+pipi --upgrade pip setuptools wheel
+pipi -r requirements.txt
+pipi -e ".[dev,export]"
+"$VENV/bin/python" -c "import semcomp_core.codecs, torch, constriction, pillow_heif, rosbags" \
+  || { echo "[setup] installation incomplete (see $log)" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "[setup] done" >&2

@@ -95,9 +95,9 @@ class Codec(ABC):
         return self.name
 
     def label(self) -> str:
-        """Name plus non-default parameters, e.g. ``bpg:q=45``."""
-        extra = "".join(f":{k}={v}" for k, v in self.config.items() if v != self.params[k].default)
-        return self.name + extra
+        """Name, quality and non-default parameters, e.g. ``bpg:q=45`` (parseable by ``create``)."""
+        keys = [k for k in self.params if k == self.quality_param or self.config[k] != self.params[k].default]
+        return self.name + "".join(f":{k}={self.config[k]}" for k in keys)
 
     def encode(self, image: np.ndarray) -> bytes:
         rgb = as_rgb(image)

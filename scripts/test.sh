@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Fast test tier (what CI runs): sets up ./.venv if needed, then pytest without slow/gpu/ros tests.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k bitstream, or SEMCOMP_TEST_TIER=all scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+markers="not slow and not gpu and not ros"
+[ "${SEMCOMP_TEST_TIER:-fast}" = "all" ] && markers=""
+exec .venv/bin/python -m pytest ${markers:+-m "$markers"} "$@"

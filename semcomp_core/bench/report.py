@@ -1,0 +1,54 @@
+"""Tables and plots for benchmark summaries."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+_PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("miou_recon_vs_gt", "mIoU vs ground truth"),
+                 ("miou_recon_vs_orig", "mIoU vs seg(original)")]
+
+
+def format_table(rows: list[dict], columns: list[tuple[str, str, str]] | None = None) -> str:
+    """Plain-text table; ``columns`` = [(key, header, format)]."""
+    columns = columns or [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
+                          ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
+                          ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),
+                          ("encode_ms", "enc ms", "{:.1f}"), ("decode_ms", "dec ms", "{:.1f}")]
+    columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_rate_distortion(rows: list[dict], path: str | Path) -> Path:
+    """One panel per available metric, bpp on x; configurations of one codec joined by a line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [(k, t) for k, t in _PLOT_METRICS if any(r.get(k) is not None for r in rows)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    by_name: dict[str, list[dict]] = {}
+    for r in rows:
+        by_name.setdefault(r.get("name") or r["codec"].split(":")[0], []).append(r)
+    for ax, (key, title) in zip(axes[0], metrics):
+        for name, rs in sorted(by_name.items()):
+            pts = sorted((r["bpp"], r[key]) for r in rs if r.get(key) is not None and r.get("bpp") is not None)
+            if pts:
+                xs, ys = np.array(pts).T
+                ax.plot(xs, ys, marker="o", label=name)
+        ax.set_xlabel("bits per pixel (container bytes, headers included)")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

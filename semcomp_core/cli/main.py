@@ -1,0 +1,229 @@
+"""``semcomp`` command line.
+
+Subcommands: ``codecs``, ``encode``, ``decode``, ``bench``, ``demo``,
+``segmap-bench``. Errors in user input or data print one line
+``semcomp: error: ...`` on stderr and exit non-zero (2 usage, 1 bad data,
+3 internal); set SEMCOMP_DEBUG=1 for a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..errors import BitstreamError, SemcompError, UsageError
+
+DEFAULT_CODEC = "bpg"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str):  # noqa: D401
+        raise UsageError(message)
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (models only; classic codecs ignore it)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="semcomp", description="Semantic image compression for robots and vehicles.")
+    sub = ap.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("codecs", help="list codec names, one a line")
+    p.add_argument("--verbose", "-v", action="store_true", help="also show parameters and implementation")
+
+    p = sub.add_parser("encode", help="compress an image into a .smc container")
+    p.add_argument("image", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--codec", default=DEFAULT_CODEC, help="codec name or NAME:K=V[:K=V] (see `semcomp codecs -v`)")
+    p.add_argument("--quality", help="value of the codec's quality parameter (bpg: q 0..51, jpeg/webp: quality)")
+    _add_device(p)
+
+    p = sub.add_parser("decode", help="reconstruct an image from a .smc container")
+    p.add_argument("input", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    _add_device(p)
+
+    p = sub.add_parser("bench", help="benchmark codecs on an image folder, a labelled dataset or a rosbag")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="folder of images, or a dataset root with --dataset")
+    src.add_argument("--bag", type=Path, help="rosbag2 folder or file (mcap or sqlite3)")
+    p.add_argument("--dataset", help="read --data as a labelled dataset: camvid, cityscapes, ade20k, cocostuff")
+    p.add_argument("--split", default="val", help="dataset split (default val)")
+    p.add_argument("--topic", default="/camera/image_raw", help="image topic in --bag")
+    p.add_argument("--codecs", default="bpg,jpeg,webp",
+                   help="comma-separated specs; sweeps like bpg:q=35..51/4 or jpeg:quality=5|10 (see docs/cli.md)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--limit", type=int, help="use at most N images/frames")
+    p.add_argument("--save-recon", action="store_true", help="write every reconstruction to OUT/<codec>/<stem>.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p)
+
+    p = sub.add_parser("demo", help="run the codecs on the bundled sample frames and print the table")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    p.add_argument("--quiet", action="store_true")
+    _add_device(p)
+
+    p = sub.add_parser("segmap-bench", help="seg-map layer vs optimised PNG on label maps")
+    p.add_argument("--labels", type=Path, required=True, help="folder of label PNGs (e.g. camvid/valannot)")
+    p.add_argument("--scale", type=int, default=8, help="downscale factor of the side (4..32, default 8)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--out", type=Path, help="write the JSON result here too")
+    return ap
+
+
+def _print_json(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise UsageError(f"output folder does not exist: {path.parent}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# -- commands ---------------------------------------------------------------------------
+
+def cmd_codecs(args) -> int:
+    from .. import codecs
+
+    for name in codecs.available():
+        if args.verbose:
+            cls = codecs.CODECS.get(name)
+            params = ", ".join(f"{k}={p.default} ({p.description})" for k, p in cls.params.items())
+            print(f"{name}\t{cls.summary}\tparams: {params or '-'}")
+        else:
+            print(name)
+    return 0
+
+
+def _make_codec(spec: str, quality: str | None, device: str):
+    from .. import codecs
+
+    (parsed,) = codecs.parse_spec(spec)
+    cls = codecs.CODECS.get(parsed.name)
+    params = dict(parsed.params)
+    if quality is not None:
+        if cls.quality_param is None:
+            raise UsageError(f"codec {parsed.name!r} has no quality parameter")
+        params[cls.quality_param] = quality
+    return cls(device=device, **params)
+
+
+def cmd_encode(args) -> int:
+    from ..bitstream import bits_per_pixel
+    from ..imageio import load_image
+
+    codec = _make_codec(args.codec, args.quality, args.device)
+    image = load_image(args.image)
+    t0 = time.perf_counter()
+    data = codec.encode(image)
+    ms = (time.perf_counter() - t0) * 1e3
+    _write_atomic(args.output, data)
+    h, w = image.shape[:2]
+    _print_json({"codec": codec.label(), "implementation": codec.implementation, "bytes": len(data),
+                 "bpp": bits_per_pixel(len(data), h, w), "height": h, "width": w,
+                 "encode_ms": round(ms, 2), "output": str(args.output)})
+    return 0
+
+
+def cmd_decode(args) -> int:
+    from .. import codecs
+    from ..bitstream import bits_per_pixel
+    from ..imageio import save_png
+
+    try:
+        data = Path(args.input).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {args.input}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
+    codec = codecs.decoder_for(data, args.device)
+    t0 = time.perf_counter()
+    image = codec.decode(data)
+    ms = (time.perf_counter() - t0) * 1e3
+    tmp = Path(args.output).with_name(f".{Path(args.output).name}.tmp{os.getpid()}.png")
+    save_png(tmp, image)
+    os.replace(tmp, args.output)
+    h, w = image.shape[:2]
+    _print_json({"codec": codec.name, "implementation": codec.implementation, "bytes": len(data),
+                 "bpp": bits_per_pixel(len(data), h, w), "height": h, "width": w,
+                 "decode_ms": round(ms, 2), "output": str(args.output)})
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench_cmd import run_bench
+
+    return run_bench(args)
+
+
+def cmd_demo(args) -> int:
+    from .bench_cmd import run_demo
+
+    return run_demo(args)
+
+
+def cmd_segmap_bench(args) -> int:
+    from ..bench.segmap_bench import run_segmap_bench
+
+    result = run_segmap_bench(args.labels, args.scale, args.limit)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _print_json(result)
+    return 0
+
+
+COMMANDS = {"codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
+            "demo": cmd_demo, "segmap-bench": cmd_segmap_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("SEMCOMP_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"semcomp: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        return 2
+    except BitstreamError as exc:
+        print(f"semcomp: error: bad bitstream: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        return 1
+    except SemcompError as exc:
+        print(f"semcomp: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        return 1
+    except KeyboardInterrupt:
+        print("semcomp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # last resort: still one line, non-zero
+        if debug:
+            raise
+        print(f"semcomp: internal error: {type(exc).__name__}: {exc} (SEMCOMP_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The decoder node's per-frame logic, without ROS.
+
+``DecoderStage`` turns a semcomp bitstream (a CompressedImage with format
+``semcomp/<codec>``, or bytes plus a header) into an RGB array. The codec is
+found from the container header alone (:func:`semcomp_core.codecs.decoder_for`,
+one cached instance per codec and device), so any codec the encoder runs --
+baselines and semantic codecs alike -- comes through the same path.
+
+Bad input never raises: a foreign ``format`` or an oversized frame counts as
+``rejected``, a BitstreamError as ``corrupt``, anything else as ``errors``;
+the reason is kept in :attr:`DecoderStage.last_error` and ``None`` returned.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..bitstream import unpack
+from ..codecs import Codec, codec_class_for_id
+from ..errors import BitstreamError, UsageError
+from ..rosbag.messages import FORMAT_PREFIX, as_bytes
+from .encoder_stage import _where
+from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
+
+_DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
+
+
+def check_device(device: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``; UsageError otherwise."""
+    if not _DEVICE.match(str(device)):
+        raise UsageError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    return str(device)
+
+
+@dataclass
+class DecodedFrame:
+    """One reconstructed frame with the header of the bitstream message (unchanged)."""
+
+    header: Any
+    image: np.ndarray
+    codec_id: int
+    n_bytes: int
+    decode_ms: float
+
+
+class DecoderStage:
+    """Decode semcomp bitstreams; count what could not be decoded.
+
+    ``max_pixels``: frames whose container header announces more pixels are
+    rejected before any decoding work (0: no limit beyond the container's
+    16384 x 16384).
+    """
+
+    def __init__(self, device: str = "cpu", *, max_pixels: int = 0, window: int = 1000) -> None:
+        self.device = check_device(device)
+        self.max_pixels = int(max_pixels)
+        self.counters = Counters("received", "decoded", "rejected", "corrupt", "errors")
+        self.decode_ms = RollingWindow(window)
+        self.rate = RateMeter()
+        self.last_error = ""
+        self.last_format = ""
+        self._decoders: dict[int, Codec] = {}
+
+    def _decoder(self, codec_id: int) -> Codec:
+        """The codec instance for ``codec_id`` on this device, built on first use."""
+        codec = self._decoders.get(codec_id)
+        if codec is None:
+            codec = self._decoders[codec_id] = codec_class_for_id(codec_id)(device=self.device)
+        return codec
+
+    def configure(self, device: str | None = None, max_pixels: int | None = None) -> None:
+        """Change device or size limit (UsageError if invalid; nothing changes then)."""
+        if device is not None and device != self.device:
+            self.device = check_device(device)
+            self._decoders.clear()
+        if max_pixels is not None:
+            if int(max_pixels) < 0:
+                raise UsageError(f"max_pixels must be >= 0, got {max_pixels}")
+            self.max_pixels = int(max_pixels)
+
+    # -- per frame -----------------------------------------------------------------------
+    def decode_msg(self, msg: Any) -> DecodedFrame | None:
+        """Decode a sensor_msgs/CompressedImage (any object with its fields)."""
+        return self.decode(as_bytes(msg.data), msg.header, str(msg.format))
+
+    def decode(self, data: bytes, header: Any, fmt_text: str | None = None) -> DecodedFrame | None:
+        """Decode one container; ``fmt_text`` (the message's format) must start with ``semcomp/``."""
+        self.counters.bump("received")
+        if fmt_text is not None:
+            if not fmt_text.startswith(FORMAT_PREFIX):
+                return self._fail("rejected", f"frame {_where(header)} has format {fmt_text!r}, "
+                                              f"expected {FORMAT_PREFIX}<codec>")
+            self.last_format = fmt_text
+        t0 = time.perf_counter()
+        try:
+            container = unpack(data)
+            pixels = container.height * container.width
+            if self.max_pixels and pixels > self.max_pixels:
+                return self._fail("rejected", f"frame {_where(header)} is {container.width}x{container.height}, "
+                                              f"over max_pixels={self.max_pixels}")
+            image = self._decoder(container.codec_id).decode(data)
+        except BitstreamError as exc:
+            return self._fail("corrupt", f"corrupt bitstream on frame {_where(header)} "
+                                         f"({len(data)} bytes): {exc}")
+        except Exception as exc:  # noqa: BLE001 -- a codec failure must not stop the node
+            return self._fail("errors", f"decoder failed on frame {_where(header)}: {type(exc).__name__}: {exc}")
+        ms = (time.perf_counter() - t0) * 1e3
+        self.counters.bump("decoded")
+        self.decode_ms.add(ms)
+        self.rate.add(len(data))
+        return DecodedFrame(header, image, container.codec_id, len(data), ms)
+
+    def _fail(self, counter: str, reason: str) -> None:
+        self.counters.bump(counter)
+        self.last_error = reason
+        return None
+
+    # -- diagnostics ---------------------------------------------------------------------
+    def diagnostics(self, name: str = "semcomp decoder") -> DiagnosticReport:
+        fps, bytes_per_s = self.rate.rates()
+        c = self.counters
+        bad = c.since_report("rejected", "corrupt", "errors")
+        if bad:
+            level, message = "WARN", f"{bad} frame(s) could not be decoded since the last report: {self.last_error}"
+        elif c["received"] == 0:
+            level, message = "OK", "waiting for bitstreams"
+        else:
+            level, message = "OK", f"decoding {self.last_format or 'semcomp'} on {self.device}"
+        c.mark_reported()
+        return DiagnosticReport(name, level, message, {
+            "format": self.last_format or "-",
+            "device": self.device,
+            "frames_received": str(c["received"]),
+            "frames_decoded": str(c["decoded"]),
+            "frames_rejected": str(c["rejected"]),
+            "frames_corrupt": str(c["corrupt"]),
+            "frames_failed": str(c["errors"]),
+            "fps": fmt(fps),
+            "bitrate_kbps": fmt(bytes_per_s * 8 / 1e3),
+            "decode_ms_p50": fmt(self.decode_ms.percentile(50)),
+            "decode_ms_p95": fmt(self.decode_ms.percentile(95)),
+        })

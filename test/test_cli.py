@@ -1,0 +1,130 @@
+"""The `semcomp` CLI contract: JSON lines, exact byte counts, exit codes, one-line errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semcomp_core.cli.main import main
+
+
+def run(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "semcomp_core", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_codecs_lists_one_per_line(capsys):
+    assert main(["codecs"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"bpg", "jpeg", "webp"} <= set(names)
+
+
+@pytest.mark.parametrize("codec", ["bpg", "jpeg", "webp"])
+def test_encode_decode_roundtrip(tmp_path, sample_paths, codec, capsys):
+    src = sample_paths[1]
+    smc, png = tmp_path / "f.smc", tmp_path / "f.png"
+    assert main(["encode", str(src), "-o", str(smc), "--codec", codec]) == 0
+    info = json.loads(capsys.readouterr().out.strip())
+    assert info["bytes"] == smc.stat().st_size
+    assert info["bpp"] == pytest.approx(8 * info["bytes"] / (info["height"] * info["width"]))
+    assert (info["height"], info["width"]) == (360, 480) and info["codec"].startswith(codec)
+    assert main(["decode", str(smc), "-o", str(png)]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["height"] == 360
+    with Image.open(png) as im:
+        assert im.size == (480, 360)
+
+
+def test_quality_option(tmp_path, sample_paths, capsys):
+    sizes = []
+    for q in ("51", "40"):
+        assert main(["encode", str(sample_paths[0]), "-o", str(tmp_path / f"{q}.smc"), "--codec", "bpg",
+                     "--quality", q]) == 0
+        sizes.append(json.loads(capsys.readouterr().out)["bytes"])
+    assert sizes[0] < sizes[1]
+
+
+@pytest.mark.parametrize("args,needle,code", [
+    (["encode", "missing.png", "-o", "x.smc"], "no such file", 2),
+    (["encode", "{img}", "-o", "x.smc", "--codec", "nope"], "unknown codec", 2),
+    (["encode", "{img}", "-o", "x.smc", "--codec", "jpeg", "--quality", "999"], "outside", 2),
+    (["encode", "{img}", "-o", "x.smc", "--codec", "jpeg:foo=1"], "no parameter", 2),
+    (["encode", "{txt}", "-o", "x.smc"], "cannot read image", 2),
+    (["encode", "{img}", "-o", "nodir/x.smc", "--codec", "jpeg"], "output folder", 2),
+    (["decode", "{corrupt}", "-o", "x.png"], "bad bitstream", 1),
+    (["decode", "{txt}", "-o", "x.png"], "magic", 1),
+    (["decode", "missing.smc", "-o", "x.png"], "no such file", 2),
+    (["bench", "--data", "missing_dir", "--out", "o"], "folder", 2),
+    (["bench", "--data", ".", "--out", "o", "--codecs", "bpg:q=99"], "outside", 2),
+    (["frobnicate"], "invalid choice", 2),
+])
+def test_bad_input_one_line_nonzero(tmp_path, sample_paths, args, needle, code):
+    (tmp_path / "t.txt").write_text("not an image")
+    good = tmp_path / "g.smc"
+    assert run("encode", sample_paths[0], "-o", good, "--codec", "jpeg")[0] == 0
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "c.smc").write_bytes(bytes(data))
+    subst = {"{img}": str(sample_paths[0]), "{txt}": str(tmp_path / "t.txt"), "{corrupt}": str(tmp_path / "c.smc")}
+    rc, out, err = run(*[subst.get(a, a) for a in args], cwd=tmp_path)
+    assert rc == code
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.smc").exists()
+
+
+def test_bench_folder(tmp_path, sample_paths):
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for p in sample_paths[:2]:
+        Image.open(p).crop((0, 0, 240, 180)).save(data / p.name)
+    out = tmp_path / "out"
+    rc = main(["bench", "--data", str(data), "--codecs", "jpeg:quality=5|30,webp", "--out", str(out),
+               "--save-recon", "--quiet"])
+    assert rc == 0
+    for f in ("per_image.csv", "per_image.json", "summary.csv", "summary.json", "rate_distortion.png"):
+        assert (out / f).stat().st_size > 0
+    rows = json.loads((out / "per_image.json").read_text())
+    assert len(rows) == 2 * 3
+    summary = json.loads((out / "summary.json").read_text())["codecs"]
+    q5, q30 = summary[0], summary[1]
+    assert q5["codec"] == "jpeg:quality=5" and q5["bytes"] < q30["bytes"] and q5["psnr"] < q30["psnr"]
+    assert (out / "jpeg_quality5" / f"{sample_paths[0].stem}.png").exists()
+    assert (out / "webp_quality5" / f"{sample_paths[1].stem}.png").exists()
+
+
+def test_bench_dataset_option(tmp_path, camvid_root):
+    out = tmp_path / "o"
+    rc = main(["bench", "--data", str(camvid_root), "--dataset", "camvid", "--split", "val", "--limit", "2",
+               "--codecs", "jpeg", "--out", str(out), "--quiet"])
+    assert rc == 0
+    assert json.loads((out / "summary.json").read_text())["frames"] == 2
+
+
+def test_segmap_bench_on_camvid(camvid_root, capsys):
+    assert main(["segmap-bench", "--labels", str(camvid_root / "valannot"), "--scale", "8", "--limit", "20"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["maps"] == 20 and res["map_shape"] == [45, 60]
+    assert res["reduction_vs_png"] >= 0.30
+
+
+def test_demo_runs(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "bpg" in out and "PSNR" in out
+    assert (tmp_path / "side_by_side.png").exists()
+    with Image.open(tmp_path / "side_by_side.png") as im:
+        assert im.size[0] == 480 * 4
+
+
+def test_decode_output_not_written_on_error(tmp_path):
+    bad = tmp_path / "b.smc"
+    bad.write_bytes(b"SC\x01garbage")
+    target = tmp_path / "keep.png"
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(target)
+    before = target.read_bytes()
+    assert main(["decode", str(bad), "-o", str(target)]) == 1
+    assert target.read_bytes() == before
