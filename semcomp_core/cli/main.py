@@ -1,7 +1,7 @@
 """``semcomp`` command line.
 
 Subcommands: ``codecs``, ``encode``, ``decode``, ``bench``, ``demo``,
-``segmap-bench``. Errors in user input or data print one line
+``segmap-bench``, ``train``, ``make-bag``. Errors in user input or data print one line
 ``semcomp: error: ...`` on stderr and exit non-zero (2 usage, 1 bad data,
 3 internal); set SEMCOMP_DEBUG=1 for a traceback.
 """
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=8, help="downscale factor of the side (4..32, default 8)")
     p.add_argument("--limit", type=int)
     p.add_argument("--out", type=Path, help="write the JSON result here too")
+
+    from .train_cmd import add_train_parser
+    add_train_parser(sub)
     return ap
 
 
@@ -188,7 +191,13 @@ def cmd_segmap_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
+def cmd_train(args) -> int:
+    from .train_cmd import run_train
+
+    return run_train(args)
+
+
+COMMANDS = {"train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
             "demo": cmd_demo, "segmap-bench": cmd_segmap_bench}
 
 

@@ -1,0 +1,96 @@
+"""``semcomp train pack|segmenter|decoder``.
+
+Typical CamVid run::
+
+    semcomp train pack --dataset camvid --data ../shared/data/camvid --split train -o runs/camvid_train.npz
+    semcomp train pack --dataset camvid --data ../shared/data/camvid --split val -o runs/camvid_val.npz
+    semcomp train segmenter --train runs/camvid_train.npz --val runs/camvid_val.npz --out runs/seg
+    semcomp train decoder --train runs/camvid_train.npz --segmenter runs/seg/model --out runs/gan
+
+Multi-GPU: the same commands under ``torchrun --nproc_per_node N -m semcomp_core train ...``
+(or ``accelerate launch``). Interrupted runs continue with ``--resume``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="pack data and train the segmenter / GAN decoder")
+    tsub = p.add_subparsers(dest="train_command", metavar="WHAT", parser_class=type(p))
+    tsub.required = True
+
+    pk = tsub.add_parser("pack", help="pack a dataset split into one .npz (resized arrays) for training")
+    pk.add_argument("--dataset", required=True, help="camvid, cityscapes, ade20k, cocostuff")
+    pk.add_argument("--data", type=Path, required=True, help="dataset root")
+    pk.add_argument("--split", default="train")
+    pk.add_argument("-o", "--output", type=Path, required=True)
+    pk.add_argument("--size", help="resize every frame to HEIGHTxWIDTH (e.g. 512x1024 for Cityscapes)")
+    pk.add_argument("--limit", type=int)
+
+    def common(q):
+        q.add_argument("--train", type=Path, required=True, help="packed training data (.npz from `train pack`)")
+        q.add_argument("--out", type=Path, required=True, help="run folder (model/, checkpoint/, log.jsonl)")
+        q.add_argument("--device", default="cpu")
+        q.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+        q.add_argument("--threads", type=int, help="CPU threads for torch")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--batch", type=int)
+        q.add_argument("--tiny", action="store_true", help="tiny model configuration (smoke tests)")
+        q.add_argument("--quiet", action="store_true")
+
+    s = tsub.add_parser("segmenter", help="train the segmentation encoder")
+    common(s)
+    s.add_argument("--val", type=Path, help="packed validation data (mIoU every epoch)")
+    s.add_argument("--epochs", type=int, default=60)
+    s.add_argument("--crop", type=int, default=320)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--width", type=int, default=32)
+    s.add_argument("--input-scale", type=float, default=1.0)
+    s.add_argument("--max-steps-per-epoch", type=int)
+
+    d = tsub.add_parser("decoder", help="train the conditional GAN decoder")
+    common(d)
+    d.add_argument("--segmenter", type=Path, help="frozen segmenter for the semantic-consistency term")
+    d.add_argument("--labels", choices=["gt", "predicted"], default="gt")
+    d.add_argument("--steps", type=int, default=20000)
+    d.add_argument("--crop", type=int, default=192)
+    d.add_argument("--w-sem", type=float, default=1.0)
+    d.add_argument("--save-every", type=int, default=200)
+
+
+def run_train(args) -> int:
+    import json
+
+    if args.train_command == "pack":
+        from ..datasets import open_dataset
+        from ..training.data import pack_dataset, parse_size
+
+        ds = open_dataset(args.dataset, args.data, split=args.split, limit=args.limit)
+        out = pack_dataset(ds, args.output, parse_size(args.size))
+        print(json.dumps({"output": str(out), "frames": len(ds), "classes": len(ds.classes)}))
+        return 0
+    if not Path(args.train).is_file():
+        raise UsageError(f"no packed data at {args.train} (make it with `semcomp train pack`)")
+    if args.train_command == "segmenter":
+        from ..training.seg_trainer import SegTrainConfig, train_segmenter
+
+        cfg = SegTrainConfig(train=str(args.train), val=str(args.val) if args.val else None, out=str(args.out),
+                             epochs=args.epochs, batch=args.batch or 8, crop=(args.crop, args.crop), lr=args.lr,
+                             width=args.width, input_scale=args.input_scale, device=args.device, seed=args.seed,
+                             resume=args.resume, threads=args.threads, tiny=args.tiny,
+                             max_steps_per_epoch=args.max_steps_per_epoch)
+        result = train_segmenter(cfg, progress=not args.quiet)
+    else:
+        from ..training.gan_trainer import GanTrainConfig, train_decoder
+
+        cfg = GanTrainConfig(train=str(args.train), out=str(args.out),
+                             segmenter=str(args.segmenter) if args.segmenter else None, labels=args.labels,
+                             steps=args.steps, batch=args.batch or 4, crop=args.crop, w_sem=args.w_sem,
+                             device=args.device, seed=args.seed, resume=args.resume, threads=args.threads,
+                             tiny=args.tiny, save_every=args.save_every)
+        result = train_decoder(cfg, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in result.items() if k != "val_iou_per_class"}))
+    return 0

@@ -1,0 +1,113 @@
+"""SPADE-style conditional generator: label map + colour map -> RGB frame.
+
+Conditioning ("semantic + colour" map): the one-hot label map (K channels,
+nearest-upsampled) concatenated with the decoded colour thumbnail (3 channels,
+bicubic-upsampled, scaled to -1..1). The network starts at 1/8 of the output
+from that map, then runs one SPADE residual block per level while doubling the
+resolution three times (1/8 -> 1/1). Every normalisation is
+InstanceNorm2d(affine=False) modulated by per-pixel gamma/beta predicted from
+the conditioning map resized (nearest) to the feature size.
+
+Output size: the caller pads H, W to multiples of 8; the forward pass has no
+data-dependent Python control flow, interpolation sizes come from tensor
+shapes, scale factors are powers of two (ONNX/TensorRT friendly). Optional
+noise is drawn from a seeded generator by the codec, so decoding is
+deterministic for a given seed. Spectral norm is not used in the generator;
+``remove_spectral_norm`` is provided for models trained with it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .io import register_model
+
+
+class SPADE(nn.Module):
+    """InstanceNorm modulated by per-pixel gamma/beta (1x1 convs over shared hidden conditioning features)."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.gamma = nn.Conv2d(hidden, channels, 1)
+        self.beta = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x, h):
+        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+class SPADEResBlock(nn.Module):
+    """SPADE residual block; the conditioning map is embedded once per block (3x3 conv) and shared
+    by its two normalisations, which keeps the block cheap enough for 2-core CPUs and Jetsons."""
+
+    def __init__(self, cin: int, cout: int, cond_channels: int, hidden: int):
+        super().__init__()
+        mid = min(cin, cout)
+        self.embed = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
+        self.norm0 = SPADE(cin, hidden)
+        self.conv0 = nn.Conv2d(cin, mid, 3, padding=1)
+        self.norm1 = SPADE(mid, hidden)
+        self.conv1 = nn.Conv2d(mid, cout, 3, padding=1)
+        self.shortcut = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
+
+    def forward(self, x, cond):
+        h = self.embed(F.interpolate(cond, size=x.shape[-2:], mode="nearest"))
+        dx = self.conv0(F.leaky_relu(self.norm0(x, h), 0.2))
+        dx = self.conv1(F.leaky_relu(self.norm1(dx, h), 0.2))
+        return self.shortcut(x) + dx
+
+
+@register_model("spade-generator")
+class SPADEGenerator(nn.Module):
+    """``channels``: feature widths at 1/8, 1/4, 1/2, 1/1; ``hidden``: SPADE hidden widths per level."""
+
+    def __init__(self, num_classes: int = 11, channels: tuple[int, ...] = (128, 64, 32, 16),
+                 hidden: tuple[int, ...] = (64, 32, 32, 16), noise_channels: int = 8,
+                 class_names: list[str] | None = None) -> None:
+        super().__init__()
+        if len(channels) != 4 or len(hidden) != 4:
+            raise ValueError("channels and hidden need one entry per level (1/8, 1/4, 1/2, 1/1)")
+        self.config = dict(num_classes=num_classes, channels=list(channels), hidden=list(hidden),
+                           noise_channels=noise_channels, class_names=class_names)
+        cond = num_classes + 3
+        self.noise_channels = noise_channels
+        self.head = nn.Conv2d(cond + noise_channels, channels[0], 3, padding=1)
+        self.block0 = SPADEResBlock(channels[0], channels[0], cond, hidden[0])
+        self.blocks = nn.ModuleList(
+            SPADEResBlock(channels[i - 1], channels[i], cond, hidden[i]) for i in range(1, 4))
+        self.to_rgb = nn.Conv2d(channels[3], 3, 3, padding=1)
+
+    @classmethod
+    def tiny(cls, num_classes: int = 11, **kw) -> "SPADEGenerator":
+        return cls(num_classes=num_classes, channels=(8, 8, 4, 4), hidden=(4, 4, 4, 4), noise_channels=2, **kw)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config["num_classes"]
+
+    def forward(self, onehot: torch.Tensor, color: torch.Tensor, noise: torch.Tensor | None = None):
+        """``onehot`` (B,K,H,W) and ``color`` (B,3,H,W) in -1..1 at output size (H, W multiples of 8);
+        ``noise`` (B,noise_channels,H/8,W/8) or None (zeros). Returns RGB in -1..1."""
+        cond = torch.cat([onehot, color], 1)
+        base = F.avg_pool2d(cond, 8)
+        if noise is None:
+            noise = base.new_zeros(base.shape[0], self.noise_channels, base.shape[2], base.shape[3])
+        x = self.head(torch.cat([base, noise], 1))
+        x = self.block0(x, cond)
+        for blk in self.blocks:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = blk(x, cond)
+        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+
+
+def remove_spectral_norm(module: nn.Module) -> nn.Module:
+    """Strip spectral-norm parametrisations/hooks (for inference and export)."""
+    from torch.nn.utils import parametrize
+
+    for m in module.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+        elif hasattr(m, "weight_orig"):
+            torch.nn.utils.remove_spectral_norm(m)
+    return module

@@ -1,0 +1,244 @@
+"""Training the conditional GAN decoder (``semcomp train decoder``).
+
+Each sample picks a random quality level of the codec, so one generator
+serves all levels: the label map is reduced to that level's seg-map scale
+(majority pooling of ground truth, or the frozen segmenter's predictions with
+``--labels predicted``), the colour thumbnail goes through the real colour-map
+layer (quantised exactly as on the link), both are upsampled as the decoder
+does, and an 8-aligned crop is taken.
+
+Losses (SPADE / pix2pixHD recipe): hinge GAN with a multi-scale spectral-norm
+discriminator, feature matching, a reconstruction term (L1 at 1/4 plus light
+full-resolution L1) and a semantic-consistency term (cross-entropy of the
+frozen segmenter on the generated frame). Adam (0, 0.9) with TTUR; an EMA copy
+of the generator is what gets saved. Resumable (``OUT/checkpoint``), logged as
+JSON lines (``OUT/log.jsonl``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+@dataclass
+class GanTrainConfig:
+    train: str
+    out: str
+    segmenter: str | None = None
+    labels: str = "gt"            # "gt" or "predicted"
+    steps: int = 20000
+    batch: int = 4
+    crop: int = 192
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    w_fm: float = 10.0
+    w_rec: float = 10.0
+    w_sem: float = 1.0
+    ema: float = 0.999
+    channels: tuple = (128, 64, 32, 12)
+    hidden: tuple = (64, 48, 24, 12)
+    d_width: int = 32
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    threads: int | None = None
+    tiny: bool = False
+    save_every: int = 200
+    log_every: int = 20
+
+
+class ConditionSampler:
+    """Builds (image, one-hot, colour, labels) crops exactly as the codec would see them."""
+
+    def __init__(self, images, labels, num_classes, levels, seed=0):
+        from ..layers import ColorMapLayer, thumbnail
+
+        self.images, self.labels, self.k = images, labels, num_classes
+        self.levels = levels
+        self.rng = np.random.default_rng(seed)
+        self.thumbs = {}
+        for li, lv in enumerate(levels):
+            layer = ColorMapLayer(lv.color_qi)
+            tw, th = lv.thumb
+            self.thumbs[li] = [layer.decode(layer.encode(thumbnail(im, tw, th))) for im in images]
+
+    def sample(self, batch: int, crop: int):
+        import torch
+
+        from ..codecs.semantic import conditioning
+        from ..layers import downscale_labels
+
+        xs, ohs, cols, labs = [], [], [], []
+        n, H, W = self.labels.shape
+        for _ in range(batch):
+            i = int(self.rng.integers(n))
+            li = int(self.rng.integers(len(self.levels)))
+            f = self.levels[li].map_factor
+            small = downscale_labels(self.labels[i], f)
+            onehot, color = conditioning(small, f, self.thumbs[li][i], H, W, self.k)
+            full = torch.from_numpy(self.labels[i].astype(np.int64))
+            top = 8 * int(self.rng.integers(0, (H - crop) // 8 + 1))
+            left = 8 * int(self.rng.integers(0, (W - crop) // 8 + 1))
+            sl = (slice(top, top + crop), slice(left, left + crop))
+            img = torch.from_numpy(self.images[i][sl]).permute(2, 0, 1).float() / 127.5 - 1
+            oh = onehot[0][:, sl[0], sl[1]]
+            col = color[0][:, sl[0], sl[1]]
+            lab = onehot[0].argmax(0)
+            lab[onehot[0].sum(0) == 0] = 255
+            lab = lab[sl]
+            if self.rng.random() < 0.5:
+                img, oh, col, lab = img.flip(-1), oh.flip(-1), col.flip(-1), lab.flip(-1)
+            xs.append(img)
+            ohs.append(oh)
+            cols.append(col)
+            labs.append(lab)
+            del full
+        return torch.stack(xs), torch.stack(ohs), torch.stack(cols), torch.stack(labs)
+
+
+def _predicted_labels(segmenter, images, device, batch=4):
+    import torch
+    import torch.nn.functional as F
+
+    out = np.zeros(images.shape[:3], np.uint8)
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2).float().to(device)
+            logits = F.interpolate(segmenter(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            out[i:i + batch] = logits.argmax(1).cpu().numpy().astype(np.uint8)
+    return out
+
+
+def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from ..codecs.semantic_levels import LEVELS
+    from ..models.discriminator import MultiScaleDiscriminator
+    from ..models.generator import SPADEGenerator
+    from ..models.io import load_model, save_model
+    from . import distributed, losses
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import load_pack
+
+    info, device = distributed.setup(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + info.rank)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_pack(Path(cfg.train))
+    classes = data["meta"]["classes"]
+    k = len(classes)
+    seg = None
+    if cfg.segmenter:
+        seg = load_model(cfg.segmenter, device)
+        for p in seg.parameters():
+            p.requires_grad_(False)
+        if seg.num_classes != k:
+            raise UsageError(f"segmenter has {seg.num_classes} classes, data has {k}")
+    labels = data["labels"]
+    if cfg.labels == "predicted":
+        if seg is None:
+            raise UsageError("--labels predicted needs --segmenter")
+        labels = _predicted_labels(seg, data["images"], device)
+    elif cfg.labels != "gt":
+        raise UsageError("--labels must be gt or predicted")
+    sampler = ConditionSampler(data["images"], labels, k, LEVELS, seed=cfg.seed + 17 * info.rank)
+
+    if cfg.tiny:
+        gen, disc = SPADEGenerator.tiny(k, class_names=classes), MultiScaleDiscriminator.tiny(k)
+    else:
+        gen = SPADEGenerator(k, channels=tuple(cfg.channels), hidden=tuple(cfg.hidden), class_names=classes)
+        disc = MultiScaleDiscriminator(k, scales=2, width=cfg.d_width, layers=4)
+    gen.to(device)
+    disc.to(device)
+    ema = copy.deepcopy(gen).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    g_ddp, d_ddp = distributed.wrap(gen, info, device), distributed.wrap(disc, info, device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9))
+    step = 0
+    ckpt = out / "checkpoint"
+    if cfg.resume and (ckpt / "trainer.json").exists():
+        step = load_checkpoint(ckpt, {"gen": gen, "disc": disc, "ema": ema}, {"g": opt_g, "d": opt_d},
+                               device)["step"]
+        if info.main:
+            print(f"resumed from {ckpt} at step {step}")
+    log = open(out / "log.jsonl", "a") if info.main else None
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), unit="step", desc="decoder")
+    hist: dict[str, list] = {}
+    t0 = time.time()
+    try:
+        while step < cfg.steps:
+            real, onehot, color, lab = (t.to(device) for t in sampler.sample(cfg.batch, cfg.crop))
+            cond = torch.cat([onehot, color], 1)
+            noise = torch.randn(real.shape[0], gen.noise_channels, real.shape[2] // 8, real.shape[3] // 8,
+                                device=device)
+            fake = g_ddp(onehot, color, noise)
+            # discriminator
+            d_loss = losses.d_hinge(d_ddp(real, cond), d_ddp(fake.detach(), cond))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            # generator
+            fake_outs = d_ddp(fake, cond)
+            with torch.no_grad():
+                real_outs = d_ddp(real, cond)
+            terms = {"g_adv": losses.g_hinge(fake_outs),
+                     "fm": cfg.w_fm * losses.feature_matching(real_outs, fake_outs),
+                     "rec": cfg.w_rec * losses.reconstruction(fake, real)}
+            if seg is not None and cfg.w_sem > 0:
+                terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
+            g_loss = sum(terms.values())
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            with torch.no_grad():
+                for pe, pg in zip(ema.parameters(), gen.parameters()):
+                    pe.lerp_(pg, 1 - cfg.ema)
+                for be, bg in zip(ema.buffers(), gen.buffers()):
+                    be.copy_(bg)
+            step += 1
+            bar.update(1)
+            for name, v in {"d": d_loss, **terms}.items():
+                hist.setdefault(name, []).append(float(v.detach()))
+            if info.main and (step % cfg.log_every == 0 or step == cfg.steps):
+                rec = {"step": step, "elapsed_s": round(time.time() - t0, 1),
+                       **{n: round(float(np.mean(v)), 4) for n, v in hist.items()}}
+                hist.clear()
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix({n: rec[n] for n in rec if n not in ("step", "elapsed_s")})
+            if info.main and (step % cfg.save_every == 0 or step == cfg.steps):
+                save_checkpoint(ckpt, {"gen": gen, "disc": disc, "ema": ema}, {"g": opt_g, "d": opt_d},
+                                {"step": step})
+                save_model(ema, out / "model", card=_card(cfg, step, classes, ema),
+                           extra={"train": asdict(cfg), "step": step})
+    finally:
+        bar.close()
+        if log:
+            log.close()
+        distributed.cleanup(info)
+    return {"step": step, "model": str(out / "model")}
+
+
+def _card(cfg, step, classes, model) -> str:
+    params = sum(p.numel() for p in model.parameters())
+    return (f"# semcomp decoder (SPADE-style generator)\n\n"
+            f"- Data: {cfg.train}; labels: {cfg.labels}; classes: {', '.join(classes)}.\n"
+            f"- Steps: {step} of batch {cfg.batch}, {cfg.crop}x{cfg.crop} crops, all quality levels mixed.\n"
+            f"- Losses: hinge GAN (2-scale PatchGAN, width {cfg.d_width}), feature matching x{cfg.w_fm}, "
+            f"reconstruction x{cfg.w_rec}, semantic consistency x{cfg.w_sem} "
+            f"({'segmenter ' + str(cfg.segmenter) if cfg.segmenter else 'off'}).\n"
+            f"- Generator: channels {list(cfg.channels)}, SPADE hidden {list(cfg.hidden)}, "
+            f"{params / 1e6:.2f} M parameters; EMA {cfg.ema} weights.\n"
+            f"- Metrics: see BENCHMARKS.md (semcomp bench on CamVid val).\n")
