@@ -128,3 +128,18 @@ def test_decode_output_not_written_on_error(tmp_path):
     before = target.read_bytes()
     assert main(["decode", str(bad), "-o", str(target)]) == 1
     assert target.read_bytes() == before
+
+
+def test_bench_semantic_metrics_with_segmenter(tmp_path, camvid_root):
+    torch = pytest.importorskip("torch")
+    from semcomp_core.models import DDRNetSeg, save_model
+
+    torch.manual_seed(0)
+    save_model(DDRNetSeg.tiny(num_classes=11).eval(), tmp_path / "seg")
+    out = tmp_path / "o"
+    assert main(["bench", "--data", str(camvid_root), "--dataset", "camvid", "--limit", "2", "--codecs",
+                 "jpeg:quality=5|50", "--segmenter", str(tmp_path / "seg"), "--out", str(out), "--quiet"]) == 0
+    rows = json.loads((out / "summary.json").read_text())["codecs"]
+    for r in rows:
+        assert 0.0 <= r["miou_recon_vs_gt"] <= 1.0 and 0.0 <= r["miou_recon_vs_orig"] <= 1.0
+    assert rows[1]["miou_recon_vs_orig"] >= rows[0]["miou_recon_vs_orig"] - 0.05

@@ -41,6 +41,32 @@ def _frames(args) -> tuple[int, Iterator[tuple[str, np.ndarray, np.ndarray | Non
     return len(files), gen_files()
 
 
+def load_segmenter(spec: str, device: str):
+    """``auto``: the shipped segmenter when present; ``none``: no semantic metrics; else a model folder."""
+    from ..models.segment import Segmenter, default_segmenter_dir
+
+    if spec == "none" or (spec == "auto" and not (default_segmenter_dir() / "config.json").exists()):
+        return None
+    return Segmenter("default" if spec == "auto" else spec, device)
+
+
+_WARNED = set()
+
+
+def _usable_label(label, seg):
+    """Ground truth only when a segmenter runs and the label ids fit its classes (else warn once)."""
+    if seg is None or label is None:
+        return None
+    valid = label[label != 255]
+    if valid.size and int(valid.max()) >= seg.num_classes:
+        if "classes" not in _WARNED:
+            print(f"semcomp: warning: dataset labels exceed the segmenter's {seg.num_classes} classes; "
+                  "semantic metrics use seg(original) as reference only", file=sys.stderr)
+            _WARNED.add("classes")
+        return None
+    return label
+
+
 def _progress(total: int, quiet: bool, unit: str = "img"):
     from tqdm import tqdm
 
@@ -53,20 +79,22 @@ def run_bench(args) -> int:
     from ..bench.runner import BenchRunner
 
     codecs = _codecs_from(args.codecs, args.device)
+    seg = load_segmenter(args.segmenter, args.device)
+    seg_kw = {"segmenter": seg, "num_classes": seg.num_classes} if seg else {}
     if args.bag is not None:
         from ..rosbag.bag_bench import run_bag_bench
 
         rows = run_bag_bench(args.bag, args.topic, codecs, args.out, save_recon=args.save_recon,
-                             limit=args.limit, progress=not args.quiet)
+                             limit=args.limit, progress=not args.quiet, **seg_kw)
     else:
         if args.dataset is None and not Path(args.data).is_dir():
             raise UsageError(f"--data must be a folder of images: {args.data}")
         total, frames = _frames(args)
-        runner = BenchRunner(codecs, args.out, save_recon=args.save_recon)
+        runner = BenchRunner(codecs, args.out, save_recon=args.save_recon, **seg_kw)
         try:
             with _progress(total, args.quiet) as bar:
                 for name, image, label in frames:
-                    runner.run_frame(name, image, label)
+                    runner.run_frame(name, image, _usable_label(label, seg))
                     bar.update(1)
             rows = runner.finish({"data": str(args.data), "dataset": args.dataset, "split": args.split,
                                   "codecs": [c.label() for c in codecs]})
@@ -93,6 +121,16 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
     return path
 
 
+def _sample_label(path: Path) -> np.ndarray | None:
+    """Bundled CamVid labels: 0..10, 11 = void -> 255."""
+    from ..imageio import load_label
+
+    if not path.exists():
+        return None
+    lab = load_label(path)
+    return np.where(lab > 10, 255, lab).astype(np.uint8)
+
+
 def run_demo(args) -> int:
     from ..bench.report import format_table
     from ..bench.runner import BenchRunner
@@ -101,13 +139,16 @@ def run_demo(args) -> int:
 
     codecs = _codecs_from(",".join(DEMO_CODECS), args.device)
     files = list_images(SAMPLES_DIR / "images")
-    runner = BenchRunner(codecs, args.out, save_recon=False)
+    seg = load_segmenter("auto", args.device)
+    runner = BenchRunner(codecs, args.out, save_recon=False,
+                         **({"segmenter": seg, "num_classes": seg.num_classes} if seg else {}))
     panels = None
     try:
         with _progress(len(files), args.quiet) as bar:
             for f in files:
                 image = load_image(f)
-                outcomes = runner.run_frame(f.stem, image)
+                label = _sample_label(SAMPLES_DIR / "labels" / f.name) if seg else None
+                outcomes = runner.run_frame(f.stem, image, label)
                 if panels is None:
                     panels = [("original", image)] + [
                         (f"{o.row['codec']}: {o.row['bytes']} B", o.reconstruction) for o in outcomes]

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use at most N images/frames")
     p.add_argument("--save-recon", action="store_true", help="write every reconstruction to OUT/<codec>/<stem>.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--segmenter", default="auto",
+                   help="segmenter for semantic metrics: auto (shipped weights if present), none, or a model folder")
     _add_device(p)
 
     p = sub.add_parser("demo", help="run the codecs on the bundled sample frames and print the table")

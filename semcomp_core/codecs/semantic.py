@@ -100,21 +100,13 @@ class SemanticGanCodec(Codec):
     def segment(self, image: np.ndarray, factor: int) -> np.ndarray:
         """Label map of ``image`` on the grid ceil(H/factor) x ceil(W/factor)."""
         import torch
-        import torch.nn.functional as F
 
-        model = self.segmenter
+        from ..models.segment import logits_for
+
         h, w = image.shape[:2]
         grid = (-(-h // factor), -(-w // factor))
         with torch.inference_mode():
-            x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float()
-            scale = model.config.get("input_scale", 1.0)
-            if scale != 1.0:
-                x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-            logits = model(x)
-            if logits.shape[-2] > grid[0]:
-                logits = F.adaptive_avg_pool2d(logits, grid)
-            else:
-                logits = F.interpolate(logits, size=grid, mode="bilinear", align_corners=False)
+            logits = logits_for(self.segmenter, image, self.device, size=grid)
             return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     def encode_layers(self, image):
