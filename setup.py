@@ -54,6 +54,9 @@ setup(
     entry_points={
         "console_scripts": [
             "semcomp = semcomp_core.cli.main:main",
+            "encoder_node = semcomp_ros.encoder_node:main",
+            "decoder_node = semcomp_ros.decoder_node:main",
+            "benchmark_node = semcomp_ros.benchmark_node:main",
         ],
     },
 )

@@ -143,3 +143,21 @@ def test_bench_semantic_metrics_with_segmenter(tmp_path, camvid_root):
     for r in rows:
         assert 0.0 <= r["miou_recon_vs_gt"] <= 1.0 and 0.0 <= r["miou_recon_vs_orig"] <= 1.0
     assert rows[1]["miou_recon_vs_orig"] >= rows[0]["miou_recon_vs_orig"] - 0.05
+
+
+def test_make_bag_and_bench_bag_cli(tmp_path, sample_paths, capsys):
+    from rosbags.highlevel import AnyReader
+
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    for p in sample_paths[:3]:
+        Image.open(p).resize((96, 72)).save(frames / p.name)
+    bag = tmp_path / "cam"
+    assert main(["make-bag", "--images", str(frames), "-o", str(bag), "--rate", "5", "--storage", "sqlite3"]) == 0
+    assert json.loads(capsys.readouterr().out)["messages"] == 3
+    out = tmp_path / "out"
+    assert main(["bench", "--bag", str(bag), "--codecs", "jpeg", "--out", str(out), "--quiet"]) == 0
+    with AnyReader([out / "bag"]) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts == {"/camera/image_raw/semcomp": 3, "/camera/image_raw/semcomp/reconstructed": 3}
+    assert main(["make-bag", "--images", str(frames), "-o", str(bag)]) == 2  # exists: refused

@@ -85,7 +85,7 @@ def run_bench(args) -> int:
         from ..rosbag.bag_bench import run_bag_bench
 
         rows = run_bag_bench(args.bag, args.topic, codecs, args.out, save_recon=args.save_recon,
-                             limit=args.limit, progress=not args.quiet, **seg_kw)
+                             limit=args.limit, progress=not args.quiet, storage=args.storage, **seg_kw)
     else:
         if args.dataset is None and not Path(args.data).is_dir():
             raise UsageError(f"--data must be a folder of images: {args.data}")

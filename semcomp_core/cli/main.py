@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="read --data as a labelled dataset: camvid, cityscapes, ade20k, cocostuff")
     p.add_argument("--split", default="val", help="dataset split (default val)")
     p.add_argument("--topic", default="/camera/image_raw", help="image topic in --bag")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], help="storage of the output bag (default: as input)")
     p.add_argument("--codecs", default="bpg,jpeg,webp",
                    help="comma-separated specs; sweeps like bpg:q=35..51/4 or jpeg:quality=5|10 (see docs/cli.md)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -77,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=8, help="downscale factor of the side (4..32, default 8)")
     p.add_argument("--limit", type=int)
     p.add_argument("--out", type=Path, help="write the JSON result here too")
+
+    p = sub.add_parser("make-bag", help="build a rosbag2 camera bag from an image sequence or a video")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", type=Path, help="folder of frames (searched recursively, sorted)")
+    src.add_argument("--video", type=Path, help="video file readable by OpenCV")
+    p.add_argument("-o", "--output", type=Path, required=True, help="bag to create (must not exist)")
+    p.add_argument("--rate", type=float, help="frame rate in Hz (default: the video's, 10 for images)")
+    p.add_argument("--topic", default="/camera/image_raw")
+    p.add_argument("--frame-id", default="camera")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    p.add_argument("--limit", type=int, help="at most N frames")
+
+    p = sub.add_parser("model-info", help="parameters and MACs of the segmenter and decoder")
+    p.add_argument("--segmenter", default="default", help="model folder or 'default'")
+    p.add_argument("--decoder", default="default", help="model folder or 'default'")
+    p.add_argument("--sizes", default="360x480,512x1024", help="frame sizes HxW, comma-separated")
 
     from .train_cmd import add_train_parser
     add_train_parser(sub)
@@ -193,13 +210,30 @@ def cmd_segmap_bench(args) -> int:
     return 0
 
 
+def cmd_make_bag(args) -> int:
+    from ..rosbag.make_bag import make_bag
+
+    n = make_bag(args.output, images=args.images, video=args.video, rate=args.rate, topic=args.topic,
+                 frame_id=args.frame_id, storage=args.storage, limit=args.limit)
+    _print_json({"output": str(args.output), "messages": n, "topic": args.topic, "storage": args.storage})
+    return 0
+
+
+def cmd_model_info(args) -> int:
+    from ..models.complexity import model_report
+
+    for row in model_report(args.segmenter, args.decoder, args.sizes):
+        _print_json(row)
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train_cmd import run_train
 
     return run_train(args)
 
 
-COMMANDS = {"train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
+COMMANDS = {"make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
             "demo": cmd_demo, "segmap-bench": cmd_segmap_bench}
 
 

@@ -32,3 +32,34 @@ def count_macs(model, *inputs) -> int:
         for h in hooks:
             h.remove()
     return total[0]
+
+
+def model_report(segmenter: str = "default", decoder: str = "default", sizes: str = "360x480,512x1024") -> list[dict]:
+    """Params and GMACs of the segmenter and generator at each HxW in ``sizes``."""
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import UsageError
+    from ..paths import WEIGHTS_DIR
+    from ..training.data import parse_size
+    from .io import load_model
+
+    rows = []
+    shapes = [parse_size(s) for s in sizes.split(",") if s.strip()]
+    for role, spec in (("segmenter", segmenter), ("decoder", decoder)):
+        folder = WEIGHTS_DIR / role if spec == "default" else Path(spec)
+        if not (folder / "config.json").exists():
+            raise UsageError(f"no {role} model at {folder}")
+        model = load_model(folder)
+        for h, w in shapes:
+            if role == "segmenter":
+                s = model.config.get("input_scale", 1.0)
+                inputs = (torch.zeros(1, 3, int(h * s), int(w * s)),)
+            else:
+                hp, wp = 8 * -(-h // 8), 8 * -(-w // 8)
+                inputs = (torch.zeros(1, model.num_classes, hp, wp), torch.zeros(1, 3, hp, wp))
+            rows.append({"model": role, "name": model.registry_name, "folder": str(folder),
+                         "params_M": round(count_params(model) / 1e6, 3), "height": h, "width": w,
+                         "GMACs": round(count_macs(model, *inputs) / 1e9, 3)})
+    return rows

@@ -2,8 +2,8 @@
 
 ``DecoderStage`` turns a semcomp bitstream (a CompressedImage with format
 ``semcomp/<codec>``, or bytes plus a header) into an RGB array. The codec is
-found from the container header alone (:func:`semcomp_core.codecs.decoder_for`,
-one cached instance per codec and device), so any codec the encoder runs --
+found from the container header alone (its codec id; one instance per codec,
+built on first use and rebuilt only when the device changes), so any codec the encoder runs --
 baselines and semantic codecs alike -- comes through the same path.
 
 Bad input never raises: a foreign ``format`` or an oversized frame counts as
@@ -102,7 +102,7 @@ class DecoderStage:
             if self.max_pixels and pixels > self.max_pixels:
                 return self._fail("rejected", f"frame {_where(header)} is {container.width}x{container.height}, "
                                               f"over max_pixels={self.max_pixels}")
-            image = self._decoder(container.codec_id).decode(data)
+            image = np.ascontiguousarray(self._decoder(container.codec_id).decode(data))
         except BitstreamError as exc:
             return self._fail("corrupt", f"corrupt bitstream on frame {_where(header)} "
                                          f"({len(data)} bytes): {exc}")

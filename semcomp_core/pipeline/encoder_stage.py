@@ -18,7 +18,7 @@ import numpy as np
 
 from ..codecs import CODECS, Codec, create, parse_spec
 from ..errors import UsageError
-from ..rosbag.messages import image_to_rgb, semcomp_format
+from ..rosbag.messages import frame_id, image_to_rgb, semcomp_format, stamp_ns
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
 
 
@@ -153,8 +153,6 @@ class EncoderStage:
 def _where(header: Any) -> str:
     """``stamp sec.nanosec`` of a header for messages; never raises."""
     try:
-        from ..rosbag.messages import frame_id, stamp_ns
-
         sec, ns = divmod(stamp_ns(header), 1_000_000_000)
         return f"{sec}.{ns:09d} ({frame_id(header)})"
     except Exception:  # noqa: BLE001

@@ -32,11 +32,14 @@ class RollingWindow:
     def __len__(self) -> int:
         return len(self._values)
 
+    def array(self) -> np.ndarray:
+        return np.fromiter(self._values, float, count=len(self._values))
+
     def percentile(self, q: float) -> float | None:
-        return float(np.percentile(np.fromiter(self._values, float), q)) if self._values else None
+        return float(np.percentile(self.array(), q)) if self._values else None
 
     def mean(self) -> float | None:
-        return float(np.mean(np.fromiter(self._values, float))) if self._values else None
+        return float(self.array().mean()) if self._values else None
 
 
 class RateMeter:

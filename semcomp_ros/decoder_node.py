@@ -1,0 +1,97 @@
+# Copyright 2024 semcomp maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+decoder_node: semcomp bitstream (sensor_msgs/CompressedImage) -> sensor_msgs/Image rgb8.
+
+Subscribes ``input_topic`` (default ``/camera/image_raw/semcomp``), publishes
+the reconstruction on ``<input_topic>/reconstructed`` (or ``output_topic``)
+with the header of the bitstream message -- the camera's original stamp and
+frame_id. The codec is found from the container header, so one decoder serves
+every codec. Corrupt or foreign messages give a throttled warning and a
+counter on /diagnostics; the node keeps running.
+"""
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from semcomp_core.pipeline import DecoderStage
+from sensor_msgs.msg import CompressedImage, Image
+
+from .node_runtime import as_uint8_array, create_diagnostics_publisher, diagnostic_array, run_node
+from .params import declare_all, DECODER_PARAMS, validate_changes
+from .qos import create_image_publisher, create_image_subscription
+
+
+class DecoderNode(Node):
+    """Wire DecoderStage to topics, parameters, QoS and a diagnostics timer."""
+
+    NODE_NAME = 'decoder_node'
+
+    def __init__(self, **kwargs):
+        super().__init__(self.NODE_NAME, **kwargs)
+        self.params = declare_all(self, DECODER_PARAMS)
+        p = self.params
+        self.stage = DecoderStage(p['device'], max_pixels=p['max_pixels'])
+        output = p['output_topic'] or p['input_topic'].rstrip('/') + '/reconstructed'
+        self.publisher = create_image_publisher(
+            self, Image, output, p['qos_profile'], p['qos_depth'])
+        self.subscription = create_image_subscription(
+            self, CompressedImage, p['input_topic'], self._on_bitstream,
+            p['qos_profile'], p['qos_depth'])
+        self.diagnostics = create_diagnostics_publisher(self)
+        self.timer = self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_parameters)
+
+    def _on_bitstream(self, msg):
+        frame = self.stage.decode_msg(msg)
+        if frame is None:
+            self.get_logger().warning(
+                self.stage.last_error, throttle_duration_sec=self.params['warn_throttle_s'])
+            return
+        height, width = frame.image.shape[:2]
+        out = Image()
+        out.header = msg.header
+        out.height = height
+        out.width = width
+        out.encoding = 'rgb8'
+        out.is_bigendian = 0
+        out.step = width * 3
+        out.data = as_uint8_array(frame.image.reshape(-1))
+        self.publisher.publish(out)
+
+    def _on_parameters(self, params):
+        try:
+            changes = validate_changes(DECODER_PARAMS, params)
+            self.stage.configure(
+                device=changes.get('device'), max_pixels=changes.get('max_pixels'))
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.params = dict(self.params, **changes)
+        return SetParametersResult(successful=True)
+
+    def _publish_diagnostics(self):
+        self.diagnostics.publish(diagnostic_array(
+            self, [self.stage.diagnostics('decoder')], self.params['device']))
+
+    def close(self):
+        """Nothing to flush; present for the shared main loop."""
+
+
+def main(args=None):
+    """Run the decoder node."""
+    return run_node(DecoderNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

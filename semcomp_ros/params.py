@@ -1,0 +1,242 @@
+# Copyright 2024 semcomp maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Parameters of the semcomp nodes: one table per node, declared with descriptors.
+
+The tables (:data:`ENCODER_PARAMS`, :data:`DECODER_PARAMS`,
+:data:`BENCHMARK_PARAMS`) are plain data, importable without ROS, so tests
+can check ``config/semcomp.yaml`` and the launch files against them.
+:func:`declare_all` declares them on an rclpy node with a
+``ParameterDescriptor`` each (description, integer/floating-point range,
+allowed values listed in the description and ``additional_constraints``,
+``read_only`` for what needs a restart: topics, QoS, timers, the warning
+throttle -- rclpy does not allow a log call site to change its throttle).
+
+Defaults live in ``config/semcomp.yaml`` too (``/<node>: ros__parameters:``);
+the values here are the fallback when no parameter file is given.
+"""
+
+from dataclasses import dataclass
+import re
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+QOS_PROFILES = ('sensor_data', 'reliable', 'system_default')
+DEVICE_PATTERN = re.compile(r'^(cpu|cuda|cuda:\d+)$')
+
+
+def codec_names():
+    """Return the codec names this installation provides."""
+    from semcomp_core.codecs import available
+
+    return available()
+
+
+def quality_help():
+    """Describe, per codec, which parameter ``quality`` sets and its range."""
+    from semcomp_core.codecs import CODECS
+
+    parts = []
+    for name, cls in CODECS.items():
+        if cls.quality_param is None:
+            parts.append(f'{name}: no quality knob')
+            continue
+        p = cls.params[cls.quality_param]
+        parts.append(f'{name}: {cls.quality_param} {p.low:g}..{p.high:g} (default {p.default})')
+    return '; '.join(parts)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: name, default, description and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    int_range: Optional[Tuple[int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+    choices: Union[Sequence[str], Callable[[], Sequence[str]], None] = None
+    pattern: Optional[str] = None
+    read_only: bool = False
+
+    def allowed(self):
+        """Return the allowed values (None: any value of the right type)."""
+        return list(self.choices()) if callable(self.choices) else self.choices
+
+    def full_description(self):
+        """Return the description with the allowed values appended."""
+        allowed = self.allowed()
+        text = self.description
+        if '{quality_help}' in text:
+            text = text.replace('{quality_help}', quality_help())
+        if allowed is not None:
+            text += ' Allowed: ' + ', '.join(allowed) + '.'
+        if self.read_only:
+            text += ' Read-only: set it at start-up.'
+        return text
+
+    def validate(self, value):
+        """Return ``value`` if it satisfies the constraints; raise ValueError otherwise."""
+        expected = type(self.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(f'{self.name} must be of type {expected.__name__}, got {value!r}')
+        for bounds in (self.int_range, self.float_range):
+            if bounds and not bounds[0] <= value <= bounds[1]:
+                raise ValueError(f'{self.name}={value} outside {bounds[0]}..{bounds[1]}')
+        allowed = self.allowed()
+        if allowed is not None and value not in allowed:
+            raise ValueError(f'{self.name}={value!r} not one of {", ".join(allowed)}')
+        if self.pattern and not re.match(self.pattern, value):
+            raise ValueError(f'{self.name}={value!r} does not match {self.pattern}')
+        return value
+
+
+_COMMON = (
+    ParamSpec('qos_profile', 'sensor_data',
+              'QoS of image subscriptions and publications: sensor_data = best effort, '
+              'keep last qos_depth, volatile (rclpy qos_profile_sensor_data); reliable = '
+              'reliable, keep last qos_depth, volatile; system_default = the RMW default. '
+              'A best-effort publisher and a reliable subscriber never connect: use the '
+              'same profile on every node of a pipeline, or the qos_overrides.* parameters.',
+              choices=QOS_PROFILES, read_only=True),
+    ParamSpec('qos_depth', 5, 'History depth (keep last N) of image topics.',
+              int_range=(1, 1000), read_only=True),
+    ParamSpec('diagnostics_period', 1.0,
+              'Seconds between diagnostic_msgs/DiagnosticArray messages on /diagnostics.',
+              float_range=(0.1, 60.0), read_only=True),
+    ParamSpec('warn_throttle_s', 5.0,
+              'At most one warning per this many seconds about frames that cannot be handled '
+              '(they are always counted in the diagnostics).',
+              float_range=(0.0, 3600.0), read_only=True),
+)
+
+ENCODER_PARAMS = (
+    ParamSpec('input_topic', '/camera/image_raw',
+              'sensor_msgs/Image topic to compress (rgb8, bgr8, rgba8, bgra8, mono8; 16-bit '
+              'mono16/rgb16/bgr16/rgba16/bgra16 are converted to 8 bit by keeping the high byte).',
+              read_only=True),
+    ParamSpec('output_topic', '',
+              'sensor_msgs/CompressedImage topic of the bitstream; empty: <input_topic>/semcomp.',
+              read_only=True),
+    ParamSpec('codec', 'jpeg',
+              'Codec run on every frame; the CompressedImage format is semcomp/<codec label>. '
+              'Changing it at run time rebuilds the codec once.',
+              choices=codec_names),
+    ParamSpec('quality', -1,
+              'Value of the codec quality knob; -1 keeps the codec default. Per codec: '
+              '{quality_help}.',
+              int_range=(-1, 100)),
+    ParamSpec('codec_options', '',
+              'Extra codec parameters as KEY=VALUE[:KEY=VALUE...] (as in semcomp --codecs), '
+              'e.g. impl=x265 for bpg. Empty: none.'),
+    ParamSpec('device', 'cpu', 'Where the codec runs: cpu, cuda or cuda:N.',
+              pattern=DEVICE_PATTERN.pattern),
+) + _COMMON
+
+DECODER_PARAMS = (
+    ParamSpec('input_topic', '/camera/image_raw/semcomp',
+              'sensor_msgs/CompressedImage bitstream topic (format semcomp/<codec>).',
+              read_only=True),
+    ParamSpec('output_topic', '',
+              'sensor_msgs/Image (rgb8) topic of reconstructions; empty: '
+              '<input_topic>/reconstructed.',
+              read_only=True),
+    ParamSpec('device', 'cpu', 'Where decoding runs: cpu, cuda or cuda:N.',
+              pattern=DEVICE_PATTERN.pattern),
+    ParamSpec('max_pixels', 0,
+              'Reject bitstreams announcing more pixels than this before decoding (0: no limit '
+              'beyond the container maximum of 16384 x 16384).',
+              int_range=(0, 16384 * 16384)),
+) + _COMMON
+
+BENCHMARK_PARAMS = (
+    ParamSpec('original_topic', '/camera/image_raw',
+              'sensor_msgs/Image topic of the original frames.', read_only=True),
+    ParamSpec('reconstructed_topic', '',
+              'sensor_msgs/Image topic of the reconstructions; empty: '
+              '<original_topic>/semcomp/reconstructed.', read_only=True),
+    ParamSpec('bitstream_topic', '',
+              'sensor_msgs/CompressedImage bitstream topic, for bytes and bits per pixel; empty: '
+              '<original_topic>/semcomp; "none": do not subscribe.', read_only=True),
+    ParamSpec('csv_path', 'semcomp_benchmark.csv',
+              'Per-frame CSV written on shutdown (streamed to <csv_path>.part while running), '
+              'plus <stem>_summary.csv. Empty: no CSV.', read_only=True),
+    ParamSpec('max_pending', 16,
+              'Frames kept while waiting for their partner (pairing by header stamp); older ones '
+              'are counted as dropped.', int_range=(1, 1000), read_only=True),
+    ParamSpec('quality_every', 1,
+              'Compute PSNR / MS-SSIM / semantic metrics on every N-th pair (rate and latency on '
+              'all), so a slow machine keeps up.', int_range=(1, 1000)),
+    ParamSpec('compute_ms_ssim', True, 'Compute MS-SSIM (costlier than PSNR).'),
+    ParamSpec('segmenter', '',
+              'Semantic metrics: "package.module:factory" where factory(device) returns '
+              '(segmenter callable image -> label map, number of classes). Empty: none.',
+              read_only=True),
+    ParamSpec('device', 'cpu', 'Device passed to the segmenter factory: cpu, cuda or cuda:N.',
+              pattern=DEVICE_PATTERN.pattern, read_only=True),
+) + _COMMON
+
+NODE_PARAMS = {
+    'encoder_node': ENCODER_PARAMS,
+    'decoder_node': DECODER_PARAMS,
+    'benchmark_node': BENCHMARK_PARAMS,
+}
+
+
+def _descriptor(spec):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    desc = ParameterDescriptor(description=spec.full_description(), read_only=spec.read_only)
+    if spec.int_range:
+        low, high = spec.int_range
+        desc.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+    if spec.float_range:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.float_range[0]), to_value=float(spec.float_range[1]), step=0.0)]
+    allowed = spec.allowed()
+    if allowed is not None:
+        desc.additional_constraints = 'one of: ' + ', '.join(allowed)
+    elif spec.pattern:
+        desc.additional_constraints = 'matches ' + spec.pattern
+    return desc
+
+
+def declare_all(node, specs):
+    """Declare ``specs`` on ``node``; return ``{name: value}`` after validation.
+
+    Raises ValueError naming the parameter when a value (from a parameter file
+    or the command line) breaks its constraints.
+    """
+    values = {}
+    for spec in specs:
+        param = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        values[spec.name] = spec.validate(param.value)
+    return values
+
+
+def validate_changes(specs, params):
+    """Check ``rclpy.Parameter`` changes against ``specs``; return ``{name: value}``.
+
+    Raises ValueError for an unknown or invalid value.
+    """
+    by_name = {s.name: s for s in specs}
+    out = {}
+    for p in params:
+        spec = by_name.get(p.name)
+        if spec is None:  # e.g. qos_overrides.*, use_sim_time: not ours to check
+            continue
+        out[p.name] = spec.validate(p.value)
+    return out

@@ -1,0 +1,253 @@
+"""The ROS-free node logic: encoder, decoder and benchmark stages."""
+from __future__ import annotations
+
+import csv
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from semcomp_core.errors import UsageError
+from semcomp_core.pipeline import BenchmarkStage, DecoderStage, EncoderStage, RateMeter, build_codec
+
+S = 1_000_000_000  # ns per second
+
+
+def header(stamp_ns: int, frame: str = "cam") -> SimpleNamespace:
+    sec, ns = divmod(stamp_ns, S)
+    return SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=ns), frame_id=frame)
+
+
+def image_msg(rgb: np.ndarray, stamp_ns: int, encoding: str = "rgb8") -> SimpleNamespace:
+    h, w = rgb.shape[:2]
+    return SimpleNamespace(header=header(stamp_ns), height=h, width=w, encoding=encoding, is_bigendian=0,
+                           step=w * 3, data=rgb.tobytes())
+
+
+@pytest.fixture(scope="module")
+def frame(sample_image) -> np.ndarray:
+    return np.ascontiguousarray(sample_image[:48, :64])
+
+
+# -- encoder --------------------------------------------------------------------------------
+def test_encoder_builds_codec_once_and_only_on_change(frame):
+    stage = EncoderStage("jpeg", quality=30)
+    codec = stage.codec
+    for i in range(3):
+        assert stage.encode(frame, header(i)) is not None
+    assert stage.codec is codec
+    assert stage.configure("jpeg", 30) is False and stage.codec is codec
+    assert stage.configure("jpeg", 60) is True and stage.codec is not codec
+    assert stage.format == "semcomp/jpeg:quality=60"
+    assert stage.configure("webp", -1) is True
+    assert stage.format.startswith("semcomp/webp")
+
+
+def test_bad_reconfiguration_keeps_running_codec(frame):
+    stage = EncoderStage("jpeg", quality=20)
+    codec = stage.codec
+    with pytest.raises(UsageError):
+        stage.configure("no-such-codec")
+    with pytest.raises(UsageError):
+        stage.configure("jpeg", quality=99)  # jpeg quality is 1..95
+    with pytest.raises(UsageError):
+        stage.configure("jpeg", device="tpu")
+    assert stage.codec is codec and stage.format == "semcomp/jpeg:quality=20"
+    assert stage.encode(frame, header(1)) is not None
+
+
+def test_quality_parameter_wins_over_options():
+    assert build_codec("jpeg", None, "cpu", "quality=33").label() == "jpeg:quality=33"
+    assert build_codec("jpeg", 44, "cpu", "quality=33").label() == "jpeg:quality=44"
+    with pytest.raises(UsageError):
+        build_codec("jpeg", None, "cpu", "colour=blue")
+
+
+def test_encoder_counts_bad_frames_and_keeps_going(frame):
+    stage = EncoderStage("jpeg")
+    bad = image_msg(frame, 5 * S, encoding="bayer_rggb8")
+    assert stage.encode_msg(bad) is None
+    assert "bayer_rggb8" in stage.last_error and "5.000000000" in stage.last_error
+    short = image_msg(frame, 6 * S)
+    short.data = short.data[:-3]
+    assert stage.encode_msg(short) is None
+    assert stage.encode(np.zeros((4, 4), np.uint8), header(7)) is None
+    good = stage.encode_msg(image_msg(frame, 8 * S))
+    assert good is not None and good.header.stamp.sec == 8
+    assert dict(stage.counters) == {"received": 4, "encoded": 1, "rejected": 3, "errors": 0}
+    report = stage.diagnostics()
+    assert report.level == "WARN" and report.values["frames_rejected"] == "3"
+    assert stage.diagnostics().level == "OK"  # nothing new since the last report
+
+
+def test_encoder_diagnostics_report_rate_and_latency(frame):
+    stage = EncoderStage("jpeg")
+    for i in range(4):
+        stage.encode(frame, header(i))
+    report = stage.diagnostics("encoder")
+    assert report.name == "encoder" and report.level == "OK"
+    assert report.values["frames_encoded"] == "4"
+    assert float(report.values["encode_ms_p95"]) >= float(report.values["encode_ms_p50"]) > 0
+    assert float(report.values["bytes_mean"]) > 0
+
+
+# -- decoder --------------------------------------------------------------------------------
+def test_decoder_round_trip_keeps_header_object(frame):
+    enc = EncoderStage("webp", quality=80).encode(frame, header(3 * S, "left"))
+    dec = DecoderStage()
+    out = dec.decode(enc.data, enc.header, enc.format)
+    assert out is not None and out.header is enc.header
+    assert out.image.shape == frame.shape and out.image.flags.c_contiguous
+    assert out.n_bytes == len(enc.data)
+
+
+def test_decoder_counts_corrupt_foreign_and_oversized_frames(frame):
+    enc = EncoderStage("jpeg").encode(frame, header(1))
+    dec = DecoderStage(max_pixels=64 * 48)
+    flipped = bytearray(enc.data)
+    flipped[len(flipped) // 2] ^= 0xFF
+    assert dec.decode(bytes(flipped), header(1), enc.format) is None
+    assert "CRC" in dec.last_error
+    assert dec.decode(enc.data[:10], header(2), enc.format) is None
+    assert dec.decode(b"", header(3), enc.format) is None
+    assert dec.decode(enc.data, header(4), "jpeg") is None  # a camera jpeg, not a semcomp stream
+    assert "expected semcomp/" in dec.last_error
+    dec.configure(max_pixels=100)
+    assert dec.decode(enc.data, header(5), enc.format) is None
+    assert "max_pixels" in dec.last_error
+    dec.configure(max_pixels=0)
+    assert dec.decode(enc.data, header(6), enc.format) is not None
+    c = dec.counters
+    assert (c["corrupt"], c["rejected"], c["decoded"], c["received"]) == (3, 2, 1, 6)
+    report = dec.diagnostics()
+    assert report.level == "WARN" and report.values["frames_corrupt"] == "3"
+    with pytest.raises(UsageError):
+        dec.configure(device="gpu0")
+    assert dec.device == "cpu"
+
+
+def test_decoder_msg_interface_reads_compressed_image_fields(frame):
+    enc = EncoderStage("jpeg").encode(frame, header(9 * S))
+    msg = SimpleNamespace(header=enc.header, format=enc.format, data=np.frombuffer(enc.data, np.uint8))
+    out = DecoderStage().decode_msg(msg)
+    assert out is not None and out.header.stamp.sec == 9
+
+
+# -- benchmark ------------------------------------------------------------------------------
+def test_benchmark_pairs_by_stamp_in_any_order_and_measures_latency(frame, tmp_path):
+    enc = EncoderStage("jpeg", quality=50)
+    stage = BenchmarkStage(tmp_path / "b.csv")
+    t = 100 * S
+    e = enc.encode(frame, header(t))
+    recon = DecoderStage().decode(e.data, e.header, e.format).image
+    assert stage.add_reconstruction(header(t), recon, recv_ns=t + 30_000_000) is None  # recon first
+    stage.add_bitstream(header(t), e.data, e.format, recv_ns=t + 15_000_000)
+    row = stage.add_original(header(t), frame, recv_ns=t + 5_000_000)
+    assert row is not None
+    assert row["latency_ms"] == pytest.approx(30.0)
+    assert row["original_latency_ms"] == pytest.approx(5.0)
+    assert row["encode_stage_ms"] == pytest.approx(10.0)
+    assert row["decode_stage_ms"] == pytest.approx(15.0)
+    assert row["bytes"] == len(e.data) and row["bpp"] == pytest.approx(8 * len(e.data) / (48 * 64))
+    assert 20 < row["psnr"] < 60 and 0 < row["ms_ssim"] <= 1
+    assert row["codec"] == "jpeg:quality=50" and row["stamp"] == "100.000000000"
+    assert stage.counters["paired"] == 1
+
+
+def test_benchmark_buffers_are_bounded_and_losses_counted(frame):
+    stage = BenchmarkStage(None, max_pending=3)
+    for i in range(10):  # originals whose reconstructions never come
+        stage.add_original(header(i * S), frame, recv_ns=i * S)
+        assert len(stage._pending) <= 3
+    assert stage.counters["dropped"] == 7
+    for i in range(20, 25):  # reconstructions without originals
+        stage.add_reconstruction(header(i * S), frame, recv_ns=i * S)
+    assert stage.counters["unmatched"] == 2 and stage.counters["dropped"] == 10
+    report = stage.diagnostics()
+    assert report.level == "WARN" and report.values["frames_dropped"] == "10"
+    stage.close()
+    assert stage.counters["unmatched"] == 5 and len(stage._pending) == 0
+
+
+def test_benchmark_counts_size_mismatch_and_corrupt_bitstreams(frame):
+    stage = BenchmarkStage(None)
+    stage.add_original(header(1), frame)
+    assert stage.add_reconstruction(header(1), frame[:40]) is None
+    assert stage.counters["size_mismatch"] == 1 and stage.counters["paired"] == 0
+    stage.add_bitstream(header(2), b"SC\x01garbage", "semcomp/jpeg")
+    assert stage.counters["corrupt"] == 1
+    bad = image_msg(frame, 3, encoding="yuv422")
+    assert stage.add_original_msg(bad) is None
+    assert stage.counters["rejected"] == 1 and "yuv422" in stage.last_error
+    assert stage.bad_frames() == 3
+
+
+def test_benchmark_late_partners_of_scored_frames_are_ignored(frame):
+    stage = BenchmarkStage(None)
+    stage.add_original(header(5), frame)
+    assert stage.add_reconstruction(header(5), frame) is not None
+    assert stage.add_reconstruction(header(5), frame) is None
+    stage.close()
+    assert stage.counters["unmatched"] == 0 and stage.counters["paired"] == 1
+
+
+def test_benchmark_quality_every_skips_fidelity_but_not_rate(frame):
+    stage = BenchmarkStage(None, quality_every=2, compute_ms_ssim=False)
+    rows = []
+    for i in range(4):
+        stage.add_original(header(i), frame, recv_ns=i + 10)
+        rows.append(stage.add_reconstruction(header(i), frame, recv_ns=i + 20))
+    assert [("psnr" in r) for r in rows] == [True, False, True, False]
+    assert all("ms_ssim" not in r for r in rows)
+    assert all(r["latency_ms"] == pytest.approx(20 / 1e6) for r in rows)
+
+
+def test_benchmark_semantic_metric_with_a_segmenter(frame):
+    def segmenter(img):  # two classes by brightness
+        return (img.mean(axis=2) > 127).astype(np.uint8)
+
+    stage = BenchmarkStage(None, segmenter=segmenter, num_classes=2)
+    stage.add_original(header(1), frame)
+    row = stage.add_reconstruction(header(1), frame)
+    assert row["miou_recon_vs_orig"] == pytest.approx(1.0)
+
+
+def test_benchmark_csv_is_written_on_close_with_summary(frame, tmp_path):
+    path = tmp_path / "out" / "bench.csv"
+    stage = BenchmarkStage(path)
+    for i in range(5):
+        stage.add_original(header(i * S), frame, recv_ns=i * S + 1_000_000)
+        stage.add_bitstream(header(i * S), EncoderStage("jpeg").encode(frame, header(i)).data, "semcomp/jpeg",
+                            recv_ns=i * S + 2_000_000)
+        stage.add_reconstruction(header(i * S), frame, recv_ns=i * S + (i + 3) * 1_000_000)
+    stage.add_original(header(99 * S), frame)  # never reconstructed
+    assert not path.exists() and stage.part_path.exists()
+    assert stage.close() == path
+    assert path.exists() and not stage.part_path.exists()
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5 and rows[0]["stamp"] == "0.000000000"
+    assert [float(r["latency_ms"]) for r in rows] == pytest.approx([3, 4, 5, 6, 7])
+    with open(stage.summary_path, newline="") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert float(summary["latency_ms_p50"]) == pytest.approx(5.0)
+    assert float(summary["latency_ms_p95"]) == pytest.approx(6.8)
+    assert summary["frames_paired"] == "5" and summary["frames_dropped"] == "1"
+    assert float(summary["bytes_mean"]) > 0
+    assert stage.close() == path  # idempotent
+
+
+def test_benchmark_without_frames_still_writes_header_only_csv(tmp_path):
+    stage = BenchmarkStage(tmp_path / "empty.csv")
+    stage.close()
+    assert (tmp_path / "empty.csv").read_text().startswith("stamp,frame_id,codec")
+    assert (tmp_path / "empty_summary.csv").exists()
+
+
+def test_rate_meter_over_window():
+    meter = RateMeter(window_s=2.0)
+    for i in range(11):
+        meter.add(1000, now_ns=i * S // 10)  # 10 Hz, 1000 bytes each
+    fps, bytes_per_s = meter.rates(now_ns=S)
+    assert fps == pytest.approx(10.0) and bytes_per_s == pytest.approx(10_000.0)
+    assert meter.rates(now_ns=10 * S) == (0.0, 0.0)  # all events aged out
