@@ -19,7 +19,7 @@ class PatchDiscriminator(nn.Module):
         blocks = []
         c = in_channels
         for i in range(layers):
-            out = width * min(2 ** i, 8)
+            out = width * min(2 ** i, 4)
             stride = 2 if i < layers - 1 else 1
             blocks.append(nn.Sequential(spectral_norm(nn.Conv2d(c, out, 4, stride, 2)), nn.LeakyReLU(0.2, True)))
             c = out

@@ -62,8 +62,8 @@ class SPADEResBlock(nn.Module):
 class SPADEGenerator(nn.Module):
     """``channels``: feature widths at 1/8, 1/4, 1/2, 1/1; ``hidden``: SPADE hidden widths per level."""
 
-    def __init__(self, num_classes: int = 11, channels: tuple[int, ...] = (128, 64, 32, 16),
-                 hidden: tuple[int, ...] = (64, 32, 32, 16), noise_channels: int = 8,
+    def __init__(self, num_classes: int = 11, channels: tuple[int, ...] = (96, 48, 24, 12),
+                 hidden: tuple[int, ...] = (48, 32, 16, 12), noise_channels: int = 8,
                  class_names: list[str] | None = None) -> None:
         super().__init__()
         if len(channels) != 4 or len(hidden) != 4:

@@ -42,8 +42,8 @@ class GanTrainConfig:
     w_rec: float = 10.0
     w_sem: float = 1.0
     ema: float = 0.999
-    channels: tuple = (128, 64, 32, 12)
-    hidden: tuple = (64, 48, 24, 12)
+    channels: tuple = (96, 48, 24, 12)
+    hidden: tuple = (48, 32, 16, 12)
     d_width: int = 32
     device: str = "cpu"
     seed: int = 0
