@@ -117,7 +117,7 @@ def test_demo_runs(tmp_path, capsys):
     assert "bpg" in out and "PSNR" in out
     assert (tmp_path / "side_by_side.png").exists()
     with Image.open(tmp_path / "side_by_side.png") as im:
-        assert im.size[0] == 480 * 4
+        assert im.size[0] in (480 * 2, 480 * 3)  # original | [semantic-gan |] bpg
 
 
 def test_decode_output_not_written_on_error(tmp_path):

@@ -10,7 +10,9 @@ the conditioning map resized (nearest) to the feature size.
 
 Output size: the caller pads H, W to multiples of 8; the forward pass has no
 data-dependent Python control flow, interpolation sizes come from tensor
-shapes, scale factors are powers of two (ONNX/TensorRT friendly). Optional
+shapes, scale factors are powers of two (ONNX/TensorRT friendly). With
+``color_skip`` (default) the output is tanh(residual + atanh(colour map)):
+the network starts from the upsampled colour map and learns the detail. Optional
 noise is drawn from a seeded generator by the codec, so decoding is
 deterministic for a given seed. Spectral norm is not used in the generator;
 ``remove_spectral_norm`` is provided for models trained with it.
@@ -64,12 +66,13 @@ class SPADEGenerator(nn.Module):
 
     def __init__(self, num_classes: int = 11, channels: tuple[int, ...] = (96, 48, 24, 12),
                  hidden: tuple[int, ...] = (48, 32, 16, 12), noise_channels: int = 8,
-                 class_names: list[str] | None = None) -> None:
+                 color_skip: bool = True, class_names: list[str] | None = None) -> None:
         super().__init__()
         if len(channels) != 4 or len(hidden) != 4:
             raise ValueError("channels and hidden need one entry per level (1/8, 1/4, 1/2, 1/1)")
         self.config = dict(num_classes=num_classes, channels=list(channels), hidden=list(hidden),
-                           noise_channels=noise_channels, class_names=class_names)
+                           noise_channels=noise_channels, color_skip=color_skip, class_names=class_names)
+        self.color_skip = color_skip
         cond = num_classes + 3
         self.noise_channels = noise_channels
         self.head = nn.Conv2d(cond + noise_channels, channels[0], 3, padding=1)
@@ -77,6 +80,10 @@ class SPADEGenerator(nn.Module):
         self.blocks = nn.ModuleList(
             SPADEResBlock(channels[i - 1], channels[i], cond, hidden[i]) for i in range(1, 4))
         self.to_rgb = nn.Conv2d(channels[3], 3, 3, padding=1)
+        if color_skip:  # start as "the upsampled colour map", learn the residual detail
+            with torch.no_grad():
+                self.to_rgb.weight.mul_(0.1)
+                self.to_rgb.bias.zero_()
 
     @classmethod
     def tiny(cls, num_classes: int = 11, **kw) -> "SPADEGenerator":
@@ -98,7 +105,11 @@ class SPADEGenerator(nn.Module):
         for blk in self.blocks:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = blk(x, cond)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+        out = self.to_rgb(F.leaky_relu(x, 0.2))
+        if self.color_skip:
+            c = color.clamp(-0.98, 0.98)
+            out = out + 0.5 * torch.log((1 + c) / (1 - c))  # atanh, written with ops every exporter knows
+        return torch.tanh(out)
 
 
 def remove_spectral_norm(module: nn.Module) -> nn.Module:

@@ -54,3 +54,18 @@ def cleanup(info: DistInfo) -> None:
     if info.world > 1:
         import torch.distributed as dist
         dist.destroy_process_group()
+
+
+def start_run(device: str, threads: int | None, seed: int, out: str):
+    """Common start of a training run: process group, CPU threads, per-rank seed, output folder."""
+    from pathlib import Path
+
+    import torch
+
+    info, device = setup(device)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed + info.rank)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return info, device, out_dir

@@ -128,12 +128,7 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_pack
 
-    info, device = distributed.setup(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + info.rank)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    info, device, out = distributed.start_run(cfg.device, cfg.threads, cfg.seed, cfg.out)
     data = load_pack(Path(cfg.train))
     classes = data["meta"]["classes"]
     k = len(classes)

@@ -85,12 +85,7 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import augment_batch, load_pack
 
-    info, device = distributed.setup(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + info.rank)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    info, device, out = distributed.start_run(cfg.device, cfg.threads, cfg.seed, cfg.out)
     train = load_pack(Path(cfg.train))
     val = load_pack(Path(cfg.val)) if cfg.val else None
     classes = train["meta"]["classes"]
