@@ -90,7 +90,7 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'codec', default_value='',
             description='Codec name (jpeg, webp, bpg, semantic-gan, ...: see `semcomp codecs`); '
-                        'empty keeps params_file (jpeg by default).'),
+                        'empty keeps params_file (semantic-gan by default).'),
         DeclareLaunchArgument(
             'quality', default_value='',
             description='Codec quality knob (jpeg/webp quality, bpg q); -1 = codec default; '

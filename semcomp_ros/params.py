@@ -131,7 +131,7 @@ ENCODER_PARAMS = (
     ParamSpec('output_topic', '',
               'sensor_msgs/CompressedImage topic of the bitstream; empty: <input_topic>/semcomp.',
               read_only=True),
-    ParamSpec('codec', 'jpeg',
+    ParamSpec('codec', 'semantic-gan',
               'Codec run on every frame; the CompressedImage format is semcomp/<codec label>. '
               'Changing it at run time rebuilds the codec once.',
               choices=codec_names),

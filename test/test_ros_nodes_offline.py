@@ -222,7 +222,7 @@ def camera_msg(sample_image):
 # -- encoder --------------------------------------------------------------------------------------
 def test_encoder_node_publishes_bitstream_with_unchanged_header(ros, camera_msg):
     msg, rgb = camera_msg
-    node = make(ros.encoder.EncoderNode, input_topic="/cam/image", quality=30)
+    node = make(ros.encoder.EncoderNode, input_topic="/cam/image", codec="jpeg", quality=30)
     sub, pub = node.sub("/cam/image"), node.pub("/cam/image/semcomp")
     assert sub.msg_type is Image and pub.msg_type is CompressedImage
     assert sub.qos.reliability is Policy.BEST_EFFORT and sub.qos.depth == 5  # sensor data by default
@@ -238,7 +238,7 @@ def test_encoder_node_publishes_bitstream_with_unchanged_header(ros, camera_msg)
 
 def test_encoder_node_descriptors_and_live_parameter_changes(ros, camera_msg):
     msg, _ = camera_msg
-    node = make(ros.encoder.EncoderNode)
+    node = make(ros.encoder.EncoderNode, codec="jpeg")
     desc = node.descriptors["quality"]
     assert (desc.integer_range[0].from_value, desc.integer_range[0].to_value) == (-1, 100)
     assert "jpeg: quality 1..95" in desc.description
@@ -259,7 +259,7 @@ def test_encoder_node_descriptors_and_live_parameter_changes(ros, camera_msg):
 
 def test_encoder_node_warns_throttled_counts_and_reports_bad_frames(ros, camera_msg):
     msg, _ = camera_msg
-    node = make(ros.encoder.EncoderNode, warn_throttle_s=2.5)
+    node = make(ros.encoder.EncoderNode, codec="jpeg", warn_throttle_s=2.5)
     msg.encoding = "bayer_grbg8"
     node.sub("/camera/image_raw").callback(msg)
     assert not node.pub("/camera/image_raw/semcomp").sent
@@ -277,7 +277,7 @@ def test_encoder_node_warns_throttled_counts_and_reports_bad_frames(ros, camera_
 # -- decoder ----------------------------------------------------------------------------------------
 def test_decoder_node_reconstructs_with_original_header_and_survives_corruption(ros, camera_msg):
     msg, rgb = camera_msg
-    enc = make(ros.encoder.EncoderNode, quality=60)
+    enc = make(ros.encoder.EncoderNode, codec="jpeg", quality=60)
     enc.sub("/camera/image_raw").callback(msg)
     (bits,) = enc.pub("/camera/image_raw/semcomp").sent
     dec = make(ros.decoder.DecoderNode, qos_profile="reliable")
@@ -300,7 +300,7 @@ def test_decoder_node_reconstructs_with_original_header_and_survives_corruption(
 # -- benchmark --------------------------------------------------------------------------------------
 def test_benchmark_node_pairs_reports_and_writes_csv_on_close(ros, camera_msg, tmp_path):
     msg, _ = camera_msg
-    enc, dec = make(ros.encoder.EncoderNode), make(ros.decoder.DecoderNode)
+    enc, dec = make(ros.encoder.EncoderNode, codec="jpeg"), make(ros.decoder.DecoderNode)
     enc.sub("/camera/image_raw").callback(msg)
     bits = enc.pub("/camera/image_raw/semcomp").sent[0]
     dec.sub("/camera/image_raw/semcomp").callback(bits)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import BitstreamError, SemcompError, UsageError
 
-DEFAULT_CODEC = "bpg"
+DEFAULT_CODEC = "semantic-gan"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -45,6 +45,12 @@ def _load(path: str, device: str):
     return model
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def _model_dir(value: str, default_name: str) -> str:
     path = WEIGHTS_DIR / default_name if value == "default" else Path(value)
     if not (path / "config.json").exists():
@@ -94,7 +100,10 @@ class SemanticGanCodec(Codec):
 
     @property
     def implementation(self) -> str:
-        return f"semantic-gan (segmenter {Path(self._seg_path).name}, decoder {Path(self._gen_path).name}, torch)"
+        def which(key, path):
+            return "shipped" if self.config[key] == "default" else path
+        return (f"semantic-gan (segmenter: {which('segmenter', self._seg_path)}, "
+                f"decoder: {which('decoder', self._gen_path)}; torch {_torch_version()})")
 
     # -- encoder ------------------------------------------------------------------------
     def segment(self, image: np.ndarray, factor: int) -> np.ndarray:

@@ -15,7 +15,10 @@ def logits_for(model, image: np.ndarray, device: str = "cpu", size: tuple[int, i
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:
+        image = image.copy()
+    x = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float()
     scale = model.config.get("input_scale", 1.0)
     if scale != 1.0:
         x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)

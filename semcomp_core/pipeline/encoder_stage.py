@@ -56,7 +56,7 @@ def build_codec(codec: str, quality: int | None = None, device: str = "cpu", opt
 class EncoderStage:
     """Encode frames with one codec; count what could not be encoded."""
 
-    def __init__(self, codec: str = "jpeg", quality: int | None = None, device: str = "cpu",
+    def __init__(self, codec: str = "semantic-gan", quality: int | None = None, device: str = "cpu",
                  options: str = "", *, window: int = 1000) -> None:
         self.counters = Counters("received", "encoded", "rejected", "errors")
         self.encode_ms = RollingWindow(window)

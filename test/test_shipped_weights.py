@@ -1,0 +1,44 @@
+"""The shipped weights: present, small, loadable offline, and the default codec works right after install."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch")
+
+from semcomp_core.cli.main import DEFAULT_CODEC, main  # noqa: E402
+from semcomp_core.models import load_model  # noqa: E402
+from semcomp_core.paths import WEIGHTS_DIR  # noqa: E402
+
+
+def test_weights_are_safetensors_with_config_and_card():
+    total = 0
+    for role in ("segmenter", "decoder"):
+        folder = WEIGHTS_DIR / role
+        assert (folder / "config.json").exists() and (folder / "MODEL_CARD.md").exists()
+        total += (folder / "model.safetensors").stat().st_size
+        assert not list(folder.glob("*.pt")) and not list(folder.glob("*.pth")) and not list(folder.glob("*.bin"))
+    assert total <= 25 * 1024 * 1024
+
+
+def test_shipped_models_load_and_have_matching_classes():
+    seg = load_model(WEIGHTS_DIR / "segmenter")
+    gen = load_model(WEIGHTS_DIR / "decoder")
+    assert seg.num_classes == gen.num_classes == 11
+    assert seg.config["class_names"] == gen.config["class_names"]
+
+
+def test_default_codec_roundtrip_offline(tmp_path, sample_paths, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert DEFAULT_CODEC == "semantic-gan"
+    smc, png = tmp_path / "f.smc", tmp_path / "f.png"
+    assert main(["encode", str(sample_paths[2]), "-o", str(smc)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["codec"].startswith("semantic-gan") and info["bytes"] == smc.stat().st_size
+    assert info["bytes"] < 300
+    assert main(["decode", str(smc), "-o", str(png)]) == 0
+    with Image.open(png) as im:
+        arr = np.asarray(im)
+    assert arr.shape == (360, 480, 3)
+    assert arr.std() > 10  # a picture, not a flat fill
