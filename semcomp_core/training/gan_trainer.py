@@ -83,7 +83,6 @@ class ConditionSampler:
             f = self.levels[li].map_factor
             small = downscale_labels(self.labels[i], f)
             onehot, color = conditioning(small, f, self.thumbs[li][i], H, W, self.k)
-            full = torch.from_numpy(self.labels[i].astype(np.int64))
             top = 8 * int(self.rng.integers(0, (H - crop) // 8 + 1))
             left = 8 * int(self.rng.integers(0, (W - crop) // 8 + 1))
             sl = (slice(top, top + crop), slice(left, left + crop))
@@ -99,7 +98,6 @@ class ConditionSampler:
             ohs.append(oh)
             cols.append(col)
             labs.append(lab)
-            del full
         return torch.stack(xs), torch.stack(ohs), torch.stack(cols), torch.stack(labs)
 
 
