@@ -98,3 +98,22 @@ def test_mutated_semantic_containers(sample_image, tiny_models):
 def test_missing_weights_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="weights not found"):
         codecs.create(f"semantic-gan:segmenter={tmp_path}:decoder={tmp_path}")
+
+
+def test_huge_claims_are_refused_before_decoding(tiny_models):
+    import time
+
+    from semcomp_core.layers import ColorMapLayer
+
+    col = ColorMapLayer().encode(np.zeros((6, 8, 3), np.uint8))
+    codec = codecs.create(f"semantic-gan:{tiny_models}")
+    # a frame over the render limit
+    seg = SegMapLayer(num_classes=11).encode(np.zeros((1024, 1024), np.uint8))
+    with pytest.raises(BitstreamError, match="larger than"):
+        codec.decode(pack(CodecId.SEMANTIC_GAN, 16384, 16384, [(LayerId.SEGMAP, seg), (LayerId.COLORMAP, col)]))
+    # a map claiming full resolution (factor 1) of a large frame: refused from its header alone
+    forged = bytes([1, 10, 0x80, 0x20, 0x80, 0x20]) + b"\x00" * 8  # seg-map header: 4096 x 4096
+    t = time.perf_counter()
+    with pytest.raises(BitstreamError, match="does not fit"):
+        codec.decode(pack(CodecId.SEMANTIC_GAN, 4096, 4096, [(LayerId.SEGMAP, forged), (LayerId.COLORMAP, col)]))
+    assert time.perf_counter() - t < 1.0

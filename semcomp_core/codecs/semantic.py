@@ -8,8 +8,9 @@ upsampled (nearest) and one-hot encoded, the thumbnail upsampled (bicubic),
 and the SPADE generator paints the frame. Noise comes from a generator seeded
 with ``seed``, so decoding is deterministic for a given seed.
 
-The map factor is recovered from the map and frame sizes, so the decoder needs
-no level. The seg-map alphabet size must equal the decoder's class count.
+The map factor (1/4 .. 1/32) is recovered from the map and frame sizes, so the
+decoder needs no level; both are checked before anything is decoded, and frames
+above 4096x4096 pixels are refused (memory stays bounded whatever a header says). The seg-map alphabet size must equal the decoder's class count.
 
 Weights: ``segmenter=`` and ``decoder=`` name model folders (config.json +
 model.safetensors); ``default`` loads the shipped ones from
@@ -30,7 +31,9 @@ from . import register_codec
 from .base import Codec, Param
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, resolve_level
 
-_FACTORS = (1, 2, 4, 8, 16, 32)
+_FACTORS = (4, 8, 16, 32)
+#: largest frame the GAN decoder renders (bounds memory whatever a header says: 4096x4096)
+MAX_RENDER_PIXELS = 4096 * 4096
 
 
 @functools.lru_cache(maxsize=8)
@@ -130,8 +133,11 @@ class SemanticGanCodec(Codec):
     # -- decoder ------------------------------------------------------------------------
     def decode_container(self, container: Container) -> np.ndarray:
         H, W = container.height, container.width
-        labels = self.segmap_layer.decode(container.layer(LayerId.SEGMAP), max_shape=(H, W))
-        factor = map_factor_from_shape(*labels.shape, H, W)
+        if H * W > MAX_RENDER_PIXELS:
+            raise BitstreamError(f"frame {W}x{H} larger than this decoder renders ({MAX_RENDER_PIXELS} pixels)")
+        seg_payload = container.layer(LayerId.SEGMAP)
+        factor = map_factor_from_shape(*SegMapLayer.peek_shape(seg_payload), H, W)  # before any decoding
+        labels = self.segmap_layer.decode(seg_payload, max_shape=(H, W))
         gen = self.generator
         k = gen.num_classes
         if int(labels.max()) >= k:

@@ -203,6 +203,16 @@ class SegMapLayer(Layer):
         enc.encode(ranks, Categorical(perfect=False), probs)
         return head + words_to_bytes(enc)
 
+    @staticmethod
+    def peek_shape(payload: bytes) -> tuple[int, int]:
+        """(h, w) from the payload header, without decoding anything; BitstreamError if malformed."""
+        payload = bytes(payload[:8])
+        if len(payload) < 4:
+            raise BitstreamError("truncated seg-map layer header")
+        h, pos = decode_varint(payload, 2, "seg-map height")
+        w, _ = decode_varint(payload, pos, "seg-map width")
+        return h, w
+
     def decode(self, payload: bytes, max_shape: tuple[int, int] | None = None) -> np.ndarray:
         """Decode a label map; ``max_shape`` bounds (h, w) before anything is allocated."""
         payload = bytes(payload)
