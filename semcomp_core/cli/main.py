@@ -164,7 +164,7 @@ def cmd_encode(args) -> int:
 
 def cmd_decode(args) -> int:
     from .. import codecs
-    from ..bitstream import bits_per_pixel
+    from ..bitstream import bits_per_pixel, unpack
     from ..imageio import save_png
 
     try:
@@ -173,9 +173,10 @@ def cmd_decode(args) -> int:
         raise UsageError(f"no such file: {args.input}") from None
     except OSError as exc:
         raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
-    codec = codecs.decoder_for(data, args.device)
+    container = unpack(data)
+    codec = codecs.decoder_for(container, args.device)
     t0 = time.perf_counter()
-    image = codec.decode(data)
+    image = codec.reconstruct(container)
     ms = (time.perf_counter() - t0) * 1e3
     tmp = Path(args.output).with_name(f".{Path(args.output).name}.tmp{os.getpid()}.png")
     save_png(tmp, image)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bitstream import unpack
+from ..bitstream import Container, unpack
 from ..errors import BitstreamError, RegistryError
 from ..registry import Registry
 from .base import Codec, Param
@@ -51,9 +51,10 @@ def codec_class_for_id(codec_id: int) -> type[Codec]:
 _DECODER_CACHE: dict[tuple[type[Codec], str], Codec] = {}
 
 
-def decoder_for(data: bytes, device: str = "cpu") -> Codec:
-    """The (cached) codec instance able to decode ``data``, from its header alone."""
-    cls = codec_class_for_id(unpack(data).codec_id)
+def decoder_for(data: bytes | Container, device: str = "cpu") -> Codec:
+    """The (cached) codec instance able to decode ``data`` (bytes or a parsed container), from its header."""
+    container = data if isinstance(data, Container) else unpack(data)
+    cls = codec_class_for_id(container.codec_id)
     key = (cls, device)
     if key not in _DECODER_CACHE:
         _DECODER_CACHE[key] = cls(device=device)
@@ -61,8 +62,9 @@ def decoder_for(data: bytes, device: str = "cpu") -> Codec:
 
 
 def decode(data: bytes, device: str = "cpu") -> np.ndarray:
-    """Decode any semcomp container; BitstreamError on bad data."""
-    return decoder_for(data, device).decode(data)
+    """Decode any semcomp container (parsed once); BitstreamError on bad data."""
+    container = unpack(data)
+    return decoder_for(container, device).reconstruct(container)
 
 
 def available() -> list[str]:

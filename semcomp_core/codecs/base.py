@@ -105,7 +105,10 @@ class Codec(ABC):
         return pack(codec_id, rgb.shape[0], rgb.shape[1], layers)
 
     def decode(self, data: bytes) -> np.ndarray:
-        container = unpack(data)
+        return self.reconstruct(unpack(data))
+
+    def reconstruct(self, container: Container) -> np.ndarray:
+        """Decode an already parsed container (callers that parsed it once need not parse it again)."""
         if container.codec_id not in self.codec_ids:
             raise BitstreamError(
                 f"codec id {container.codec_id} cannot be decoded by codec {self.name!r}")

@@ -102,7 +102,7 @@ class DecoderStage:
             if self.max_pixels and pixels > self.max_pixels:
                 return self._fail("rejected", f"frame {_where(header)} is {container.width}x{container.height}, "
                                               f"over max_pixels={self.max_pixels}")
-            image = np.ascontiguousarray(self._decoder(container.codec_id).decode(data))
+            image = np.ascontiguousarray(self._decoder(container.codec_id).reconstruct(container))
         except BitstreamError as exc:
             return self._fail("corrupt", f"corrupt bitstream on frame {_where(header)} "
                                          f"({len(data)} bytes): {exc}")
