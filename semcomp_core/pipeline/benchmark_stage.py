@@ -302,14 +302,8 @@ class BenchmarkStage:
         fps, _ = self.pair_rate.rates()
         _, bytes_per_s = self.bit_rate.rates()
         c = self.counters
-        bad = c.since_report(*self.BAD)
-        if bad:
-            level, message = "WARN", f"{bad} frame(s) lost or unusable since the last report: {self.last_error}"
-        elif c["paired"] == 0:
-            level, message = "OK", "waiting for original/reconstruction pairs"
-        else:
-            level, message = "OK", f"{c['paired']} frame pairs scored"
-        c.mark_reported()
+        level, message = c.status(tuple(self.BAD), "lost or unusable", self.last_error, "paired",
+                                  "waiting for original/reconstruction pairs", f"{c['paired']} frame pairs scored")
         w = self.windows
         return DiagnosticReport(name, level, message, {
             "codec": self.codec or "-",

@@ -123,14 +123,9 @@ class DecoderStage:
     def diagnostics(self, name: str = "semcomp decoder") -> DiagnosticReport:
         fps, bytes_per_s = self.rate.rates()
         c = self.counters
-        bad = c.since_report("rejected", "corrupt", "errors")
-        if bad:
-            level, message = "WARN", f"{bad} frame(s) could not be decoded since the last report: {self.last_error}"
-        elif c["received"] == 0:
-            level, message = "OK", "waiting for bitstreams"
-        else:
-            level, message = "OK", f"decoding {self.last_format or 'semcomp'} on {self.device}"
-        c.mark_reported()
+        level, message = c.status(("rejected", "corrupt", "errors"), "could not be decoded", self.last_error,
+                                  "received", "waiting for bitstreams",
+                                  f"decoding {self.last_format or 'semcomp'} on {self.device}")
         return DiagnosticReport(name, level, message, {
             "format": self.last_format or "-",
             "device": self.device,

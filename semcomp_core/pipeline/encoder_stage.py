@@ -126,15 +126,9 @@ class EncoderStage:
     def diagnostics(self, name: str = "semcomp encoder") -> DiagnosticReport:
         """Counters, fps, bitrate and encode time percentiles since start / over the window."""
         fps, bytes_per_s = self.rate.rates()
-        bad = self.counters.since_report("rejected", "errors")
         c = self.counters
-        if bad:
-            level, message = "WARN", f"{bad} frame(s) could not be encoded since the last report: {self.last_error}"
-        elif c["received"] == 0:
-            level, message = "OK", "waiting for images"
-        else:
-            level, message = "OK", f"encoding with {self.label}"
-        self.counters.mark_reported()
+        level, message = c.status(("rejected", "errors"), "could not be encoded", self.last_error,
+                                  "received", "waiting for images", f"encoding with {self.label}")
         return DiagnosticReport(name, level, message, {
             "codec": self.label,
             "implementation": self.codec.implementation,

@@ -109,3 +109,20 @@ class Counters(dict):
 
     def mark_reported(self) -> None:
         self._reported = dict(self)
+
+    def status(self, bad: tuple[str, ...], bad_text: str, last_error: str | None, idle: str,
+               idle_text: str, ok_text: str) -> tuple[str, str]:
+        """(level, message) for a diagnostics report, then mark everything reported.
+
+        WARN when any ``bad`` counter moved since the last report, OK "waiting" while ``idle``
+        is still zero, OK ``ok_text`` otherwise.
+        """
+        n_bad = self.since_report(*bad)
+        if n_bad:
+            result = ("WARN", f"{n_bad} frame(s) {bad_text} since the last report: {last_error}")
+        elif self.get(idle, 0) == 0:
+            result = ("OK", idle_text)
+        else:
+            result = ("OK", ok_text)
+        self.mark_reported()
+        return result
