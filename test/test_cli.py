@@ -145,6 +145,28 @@ def test_bench_semantic_metrics_with_segmenter(tmp_path, camvid_root):
     assert rows[1]["miou_recon_vs_orig"] >= rows[0]["miou_recon_vs_orig"] - 0.05
 
 
+def test_bench_independent_eval_segmenter_columns(tmp_path, camvid_root, capsys):
+    torch = pytest.importorskip("torch")
+    from semcomp_core.models import DDRNetSeg, UNetSeg, save_model
+
+    torch.manual_seed(0)
+    save_model(DDRNetSeg.tiny(num_classes=11).eval(), tmp_path / "seg")
+    save_model(UNetSeg.tiny(num_classes=11).eval(), tmp_path / "ev")
+    out = tmp_path / "o"
+    args = ["bench", "--data", str(camvid_root), "--dataset", "camvid", "--limit", "2", "--codecs", "jpeg:quality=50",
+            "--segmenter", str(tmp_path / "seg"), "--out", str(out), "--quiet"]
+    assert main(args + ["--eval-segmenter", str(tmp_path / "ev")]) == 0
+    assert "kept(ind)" in capsys.readouterr().out
+    row = json.loads((out / "summary.json").read_text())["codecs"][0]
+    assert 0.0 <= row["eval_miou_recon_vs_gt"] <= 1.0 and "eval_preservation" in row
+    assert row["eval_miou_orig_vs_gt"] != row["miou_orig_vs_gt"]  # a different network judged
+    per_image = (out / "per_image.csv").read_text().splitlines()[0]
+    assert "eval_miou_recon_vs_gt" in per_image
+    save_model(UNetSeg.tiny(num_classes=5).eval(), tmp_path / "ev5")
+    assert main(args[:-3] + ["--out", str(tmp_path / "o2"), "--quiet", "--eval-segmenter", str(tmp_path / "ev5")]) == 2
+    assert "classes" in capsys.readouterr().err
+
+
 def test_make_bag_and_bench_bag_cli(tmp_path, sample_paths, capsys):
     from rosbags.highlevel import AnyReader
 

@@ -8,15 +8,23 @@ torch = pytest.importorskip("torch")
 
 from semcomp_core.errors import UsageError  # noqa: E402
 from semcomp_core.models import (MODELS, DDRNetSeg, MultiScaleDiscriminator, SPADEGenerator,  # noqa: E402
-                                 load_model, remove_spectral_norm, save_model)
+                                 UNetSeg, load_model, remove_spectral_norm, save_model)
 from semcomp_core.models.complexity import count_macs, count_params  # noqa: E402
 
 
 def test_tiny_configs_build_in_milliseconds():
     t = time.perf_counter()
     seg, gen, disc = DDRNetSeg.tiny(), SPADEGenerator.tiny(), MultiScaleDiscriminator.tiny()
+    ev = UNetSeg.tiny()
     assert time.perf_counter() - t < 1.0
-    assert count_params(seg) < 150_000 and count_params(gen) < 20_000
+    assert count_params(seg) < 150_000 and count_params(gen) < 20_000 and count_params(ev) < 20_000
+
+
+def test_unet_eval_segmenter_outputs_half_resolution_logits():
+    m = UNetSeg.tiny(num_classes=5).eval()
+    out, aux = m(torch.rand(2, 3, 45, 61) * 255, with_aux=True)  # odd sizes: skips are resized to match
+    assert out.shape == (2, 5, 23, 31) and aux.shape[:2] == (2, 5)
+    assert m.config["input_scale"] == 0.5
 
 
 def test_segmenter_outputs_one_eighth_logits():
@@ -41,7 +49,7 @@ def test_discriminator_returns_features_per_scale():
     assert not any("parametrizations" in n for n, _ in d.named_parameters())
 
 
-@pytest.mark.parametrize("cls", [DDRNetSeg, SPADEGenerator])
+@pytest.mark.parametrize("cls", [DDRNetSeg, UNetSeg, SPADEGenerator])
 def test_save_load_roundtrip(tmp_path, cls):
     m = cls.tiny(num_classes=6).eval()
     save_model(m, tmp_path / "m", card="# card\n")
@@ -72,7 +80,7 @@ def test_load_errors_are_usage_errors(tmp_path):
 
 
 def test_registry_and_macs():
-    assert {"ddrnet-seg", "spade-generator", "multiscale-discriminator"} <= set(MODELS.names())
+    assert {"ddrnet-seg", "unet-seg", "spade-generator", "multiscale-discriminator"} <= set(MODELS.names())
     g = SPADEGenerator.tiny()
     small = count_macs(g, torch.zeros(1, 11, 32, 32), torch.zeros(1, 3, 32, 32))
     big = count_macs(g, torch.zeros(1, 11, 64, 64), torch.zeros(1, 3, 64, 64))

@@ -117,3 +117,20 @@ def test_huge_claims_are_refused_before_decoding(tiny_models):
     with pytest.raises(BitstreamError, match="does not fit"):
         codec.decode(pack(CodecId.SEMANTIC_GAN, 4096, 4096, [(LayerId.SEGMAP, forged), (LayerId.COLORMAP, col)]))
     assert time.perf_counter() - t < 1.0
+
+
+def test_conditioning_one_class_per_pixel_and_smooth_contours():
+    from semcomp_core.codecs.semantic import conditioning
+
+    k, f = 4, 8
+    small = (np.add.outer(np.arange(12), np.arange(16)) > 13).astype(np.uint8)  # diagonal boundary
+    small[0, 0] = k  # "no class" (beyond the alphabet): all-zero one-hot
+    H, W = 12 * f - 3, 16 * f - 5  # not multiples of 8 or f
+    onehot, color = conditioning(small, f, np.zeros((3, 4, 3), np.uint8), H, W, k)
+    assert onehot.shape == (1, k, 96, 128) and color.shape == (1, 3, 96, 128)
+    per_pixel = onehot[0].sum(0)
+    assert set(per_pixel.unique().tolist()) <= {0.0, 1.0} and per_pixel[0, 0] == 0 and per_pixel[50, 50] == 1
+    lab = onehot[0].argmax(0)[: H, : W].numpy()
+    # first column of class 1 in every row: nearest upsampling would jump by f every f rows
+    first = np.array([np.argmax(row == 1) for row in lab[f:H - f]])
+    assert np.abs(np.diff(first)).max() <= 2

@@ -52,6 +52,34 @@ def test_segmenter_trains_saves_and_resumes(packed, tmp_path, capsys):
     assert "Validation mIoU" in (tmp_path / "seg" / "model" / "MODEL_CARD.md").read_text()
 
 
+def test_unet_evaluation_segmenter_trains(packed, tmp_path):
+    out = tmp_path / "ev"
+    assert main(["train", "segmenter", "--arch", "unet", "--input-scale", "0.5", "--train", str(packed["train"]),
+                 "--val", str(packed["val"]), "--out", str(out), "--tiny", "--batch", "2", "--crop", "32",
+                 "--epochs", "1", "--seed", "7", "--quiet"]) == 0
+    model = load_model(out / "model")
+    assert model.registry_name == "unet-seg" and model.config["input_scale"] == 0.5
+    assert "U-Net" in (out / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_ship_writes_fp16_copy_with_card(packed, tmp_path, capsys):
+    import torch
+
+    from semcomp_core.models import UNetSeg, save_model
+
+    src = save_model(UNetSeg.tiny(num_classes=11).eval(), tmp_path / "src", card="# unet\n",
+                     extra={"metrics": {"val_miou": 0.5}})
+    assert main(["train", "ship", str(src), "--out", str(tmp_path / "dest")]) == 0
+    back = load_model(tmp_path / "dest")
+    assert back.registry_name == "unet-seg"
+    from safetensors.torch import load_file
+    assert load_file(str(tmp_path / "dest" / "model.safetensors"))["head.weight"].dtype == torch.float16
+    assert json.loads((tmp_path / "dest" / "config.json").read_text())["extra"]["metrics"]["val_miou"] == 0.5
+    assert "fp16" in (tmp_path / "dest" / "MODEL_CARD.md").read_text()
+    assert main(["train", "ship", str(tmp_path / "nothing"), "--out", str(tmp_path / "d2")]) == 2
+    assert not (tmp_path / "d2").exists()
+
+
 def test_decoder_trains_and_resumes(packed, tmp_path):
     seg = tmp_path / "seg"
     assert main(["train", "segmenter", "--train", str(packed["train"]), "--out", str(seg), "--tiny",

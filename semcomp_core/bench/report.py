@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 _PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("miou_recon_vs_gt", "mIoU vs ground truth"),
+                 ("eval_miou_recon_vs_gt", "mIoU vs ground truth\n(independent segmenter)"),
                  ("miou_recon_vs_orig", "mIoU vs seg(original)")]
 
 
@@ -14,6 +15,8 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]] | None = 
     columns = columns or [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
                           ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
                           ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),
+                          ("eval_miou_recon_vs_gt", "mIoU(gt,ind)", "{:.3f}"),
+                          ("eval_preservation", "kept(ind)", "{:.3f}"),
                           ("encode_ms", "enc ms", "{:.1f}"), ("decode_ms", "dec ms", "{:.1f}")]
     columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     cells = [[h for _, h, _ in columns]]

@@ -28,7 +28,10 @@ from ..imageio import save_png
 from ..metrics import SemanticPreservation, ms_ssim, psnr
 
 PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "ms_ssim",
-                    "encode_ms", "decode_ms", "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt"]
+                    "encode_ms", "decode_ms", "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
+                    "eval_miou_recon_vs_orig", "eval_miou_orig_vs_gt", "eval_miou_recon_vs_gt"]
+_SEM_ROW = ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt")
+_SEM_SUMMARY = ("miou_orig_vs_gt", "miou_recon_vs_gt", "miou_recon_vs_orig", "preservation")
 SUMMARY_METRICS = ["bytes", "bpp", "psnr", "ms_ssim", "encode_ms", "decode_ms"]
 
 
@@ -47,6 +50,7 @@ class _CodecStats:
     label: str
     values: dict = field(default_factory=lambda: {m: array("d") for m in SUMMARY_METRICS})
     semantic: SemanticPreservation | None = None
+    eval_semantic: SemanticPreservation | None = None
 
 
 def _finite(x: float) -> float | None:
@@ -58,12 +62,16 @@ class BenchRunner:
 
     ``segmenter``: optional callable image -> (H, W) label map with
     ``num_classes`` classes; when given, semantic preservation is measured
-    (and against ground truth when frames come with labels).
+    (and against ground truth when frames come with labels). ``eval_segmenter``:
+    a second, independent segmenter (same classes) scored the same way into
+    ``eval_*`` columns -- the honest number for codecs whose decoder was trained
+    against ``segmenter``.
     """
 
     def __init__(self, codecs: list[Codec], out_dir: str | Path, *, save_recon: bool = False,
                  segmenter: Callable[[np.ndarray], np.ndarray] | None = None, num_classes: int | None = None,
-                 extra_fields: list[str] | None = None) -> None:
+                 extra_fields: list[str] | None = None,
+                 eval_segmenter: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         labels = [c.label() for c in codecs]
         dup = {x for x in labels if labels.count(x) > 1}
         if dup:
@@ -76,6 +84,13 @@ class BenchRunner:
             base = SemanticPreservation(segmenter, num_classes)
             for i, st in enumerate(self.stats):
                 st.semantic = base if i == 0 else base.spawn()
+        if eval_segmenter is not None:
+            k = getattr(eval_segmenter, "num_classes", num_classes)
+            if num_classes is not None and k != num_classes:
+                raise ValueError(f"evaluation segmenter has {k} classes, the segmenter {num_classes}")
+            base = SemanticPreservation(eval_segmenter, k)
+            for i, st in enumerate(self.stats):
+                st.eval_semantic = base if i == 0 else base.spawn()
         self.fields = PER_IMAGE_FIELDS + list(extra_fields or [])
         self._csv_file = open(self.out_dir / "per_image.csv", "w", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=self.fields, extrasaction="ignore")
@@ -101,11 +116,10 @@ class BenchRunner:
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
                    "psnr": _finite(psnr(image, recon)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
-            if st.semantic is not None:
-                sem = st.semantic.update(image, recon, label, key=name)
-                for k in ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt"):
-                    if k in sem:
-                        row[k] = _finite(sem[k])
+            for prefix, acc in (("", st.semantic), ("eval_", st.eval_semantic)):
+                if acc is not None:
+                    sem = acc.update(image, recon, label, key=name)
+                    row.update({prefix + k: _finite(sem[k]) for k in _SEM_ROW if k in sem})
             if extra:
                 row.update(extra)
             for m in SUMMARY_METRICS:
@@ -135,10 +149,10 @@ class BenchRunner:
                 if m.endswith("_ms") and vals.size:
                     s[m.replace("_ms", "_p50_ms")] = float(np.percentile(vals, 50))
                     s[m.replace("_ms", "_p95_ms")] = float(np.percentile(vals, 95))
-            if st.semantic is not None:
-                sem = st.semantic.summary()
-                for k in ("miou_orig_vs_gt", "miou_recon_vs_gt", "miou_recon_vs_orig", "preservation"):
-                    s[k] = sem[k]
+            for prefix, acc in (("", st.semantic), ("eval_", st.eval_semantic)):
+                if acc is not None:
+                    sem = acc.summary()
+                    s.update({prefix + k: sem[k] for k in _SEM_SUMMARY})
             out.append(s)
         return out
 

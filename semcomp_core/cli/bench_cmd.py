@@ -41,13 +41,25 @@ def _frames(args) -> tuple[int, Iterator[tuple[str, np.ndarray, np.ndarray | Non
     return len(files), gen_files()
 
 
-def load_segmenter(spec: str, device: str):
-    """``auto``: the shipped segmenter when present; ``none``: no semantic metrics; else a model folder."""
+def load_segmenter(spec: str, device: str, default_dir=None):
+    """``auto``: the shipped segmenter (or ``default_dir``) when present; ``none``: no semantic metrics;
+    else a model folder."""
     from ..models.segment import Segmenter, default_segmenter_dir
 
-    if spec == "none" or (spec == "auto" and not (default_segmenter_dir() / "config.json").exists()):
+    default_dir = default_dir or default_segmenter_dir()
+    if spec == "none" or (spec == "auto" and not (default_dir / "config.json").exists()):
         return None
-    return Segmenter("default" if spec == "auto" else spec, device)
+    return Segmenter(default_dir if spec == "auto" else spec, device)
+
+
+def load_eval_segmenter(spec: str, device: str, seg):
+    """The independent evaluation segmenter (only beside a primary one, with the same classes)."""
+    from ..models.segment import default_eval_segmenter_dir
+
+    ev = load_segmenter(spec, device, default_eval_segmenter_dir()) if seg is not None else None
+    if ev is not None and ev.num_classes != seg.num_classes:
+        raise UsageError(f"evaluation segmenter has {ev.num_classes} classes, the segmenter {seg.num_classes}")
+    return ev
 
 
 _WARNED = set()
@@ -81,6 +93,9 @@ def run_bench(args) -> int:
     codecs = _codecs_from(args.codecs, args.device)
     seg = load_segmenter(args.segmenter, args.device)
     seg_kw = {"segmenter": seg, "num_classes": seg.num_classes} if seg else {}
+    ev = load_eval_segmenter(args.eval_segmenter, args.device, seg)
+    if ev is not None:
+        seg_kw["eval_segmenter"] = ev
     if args.bag is not None:
         from ..rosbag.bag_bench import run_bag_bench
 
@@ -148,8 +163,9 @@ def run_demo(args) -> int:
     codecs = _codecs_from(",".join(demo_codecs()), args.device)
     files = list_images(SAMPLES_DIR / "images")
     seg = load_segmenter("auto", args.device)
+    ev = load_eval_segmenter("auto", args.device, seg)
     runner = BenchRunner(codecs, args.out, save_recon=False,
-                         **({"segmenter": seg, "num_classes": seg.num_classes} if seg else {}))
+                         **({"segmenter": seg, "num_classes": seg.num_classes, "eval_segmenter": ev} if seg else {}))
     panels = []
     try:
         with _progress(len(files), args.quiet) as bar:
@@ -167,7 +183,8 @@ def run_demo(args) -> int:
         runner.close()
     png = side_by_side(panels, Path(args.out) / "side_by_side.png")
     print(f"semcomp demo: {len(files)} bundled CamVid frames (480x360), mean per frame"
-          + (" (mIoU: shipped segmenter on reconstructions vs ground truth)" if seg else ""))
+          + (" (mIoU: shipped segmenter on reconstructions vs ground truth" if seg else "")
+          + ("; ind: the independent evaluation U-Net" if ev else "") + (")" if seg else ""))
     print(format_table(rows))
     for r in rows:
         print(f"  {r['codec']}: {r['implementation']}")

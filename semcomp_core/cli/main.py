@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--segmenter", default="auto",
                    help="segmenter for semantic metrics: auto (shipped weights if present), none, or a model folder")
+    p.add_argument("--eval-segmenter", default="auto",
+                   help="independent segmenter scored into the eval_* columns (kept(ind)): auto (the shipped "
+                        "evaluation U-Net if present), none, or a model folder")
     _add_device(p)
 
     p = sub.add_parser("demo", help="run the codecs on the bundled sample frames and print the table")

@@ -1,4 +1,4 @@
-"""``semcomp train pack|segmenter|decoder``.
+"""``semcomp train pack|segmenter|decoder|ship``.
 
 Typical CamVid run::
 
@@ -6,6 +6,10 @@ Typical CamVid run::
     semcomp train pack --dataset camvid --data ../shared/data/camvid --split val -o runs/camvid_val.npz
     semcomp train segmenter --train runs/camvid_train.npz --val runs/camvid_val.npz --out runs/seg
     semcomp train decoder --train runs/camvid_train.npz --segmenter runs/seg/model --out runs/gan
+
+Deploy a trained model (fp16 safetensors + config + card; e.g. into the package's weights)::
+
+    semcomp train ship runs/gan/model --out semcomp_core/data/weights/decoder
 
 Multi-GPU: the same commands under ``torchrun --nproc_per_node N -m semcomp_core train ...``
 (or ``accelerate launch``). Interrupted runs continue with ``--resume``.
@@ -30,6 +34,11 @@ def add_train_parser(sub) -> None:
     pk.add_argument("--size", help="resize every frame to HEIGHTxWIDTH (e.g. 512x1024 for Cityscapes)")
     pk.add_argument("--limit", type=int)
 
+    sh = tsub.add_parser("ship", help="write a trained model as fp16 safetensors + config.json + card")
+    sh.add_argument("model", type=Path, help="model folder (config.json + model.safetensors)")
+    sh.add_argument("--out", type=Path, required=True, help="destination folder (replaced)")
+    sh.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+
     def common(q):
         q.add_argument("--train", type=Path, required=True, help="packed training data (.npz from `train pack`)")
         q.add_argument("--out", type=Path, required=True, help="run folder (model/, checkpoint/, log.jsonl)")
@@ -47,7 +56,9 @@ def add_train_parser(sub) -> None:
     s.add_argument("--epochs", type=int, default=60)
     s.add_argument("--crop", type=int, default=320)
     s.add_argument("--lr", type=float, default=2e-3)
-    s.add_argument("--width", type=int, default=32)
+    s.add_argument("--arch", choices=["ddrnet", "unet"], default="ddrnet",
+                   help="ddrnet: the codec's encoder; unet: an independent evaluation segmenter")
+    s.add_argument("--width", type=int, default=32, help="ddrnet width")
     s.add_argument("--input-scale", type=float, default=1.0)
     s.add_argument("--max-steps-per-epoch", type=int)
 
@@ -72,6 +83,8 @@ def run_train(args) -> int:
         out = pack_dataset(ds, args.output, parse_size(args.size))
         print(json.dumps({"output": str(out), "frames": len(ds), "classes": len(ds.classes)}))
         return 0
+    if args.train_command == "ship":
+        return ship_model(args.model, args.out, fp16=not args.fp32)
     if not Path(args.train).is_file():
         raise UsageError(f"no packed data at {args.train} (make it with `semcomp train pack`)")
     if args.train_command == "segmenter":
@@ -79,7 +92,7 @@ def run_train(args) -> int:
 
         cfg = SegTrainConfig(train=str(args.train), val=str(args.val) if args.val else None, out=str(args.out),
                              epochs=args.epochs, batch=args.batch or 8, crop=(args.crop, args.crop), lr=args.lr,
-                             width=args.width, input_scale=args.input_scale, device=args.device, seed=args.seed,
+                             arch=args.arch, width=args.width, input_scale=args.input_scale, device=args.device, seed=args.seed,
                              resume=args.resume, threads=args.threads, tiny=args.tiny,
                              max_steps_per_epoch=args.max_steps_per_epoch)
         result = train_segmenter(cfg, progress=not args.quiet)
@@ -93,4 +106,28 @@ def run_train(args) -> int:
                              tiny=args.tiny, save_every=args.save_every)
         result = train_decoder(cfg, progress=not args.quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "val_iou_per_class"}))
+    return 0
+
+
+def ship_model(src: Path, dest: Path, fp16: bool = True) -> int:
+    """Copy a model folder as (fp16) safetensors, keeping its config extras and card; atomic replace."""
+    import json
+    import shutil
+
+    from ..models.io import load_model, read_config, save_model
+
+    doc = read_config(src)
+    model = load_model(src)
+    card_path = Path(src) / "MODEL_CARD.md"
+    card = card_path.read_text() if card_path.exists() else f"# {doc['model']}\n"
+    if fp16:
+        card = card.rstrip("\n") + "\n- Shipped as fp16 safetensors (`semcomp train ship`).\n"
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".shipping")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(model, tmp, fp16=fp16, card=card, extra=doc.get("extra"))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    size = (dest / "model.safetensors").stat().st_size
+    print(json.dumps({"model": doc["model"], "out": str(dest), "bytes": size, "fp16": fp16}))
     return 0

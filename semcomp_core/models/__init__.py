@@ -1,6 +1,7 @@
 """Neural models: constructor arguments are the config (saved as JSON beside safetensors weights).
 
-Registry names: ``ddrnet-seg`` (segmentation encoder), ``spade-generator``
+Registry names: ``ddrnet-seg`` (segmentation encoder), ``unet-seg`` (independent
+evaluation segmenter), ``spade-generator``
 (conditional GAN decoder), ``multiscale-discriminator`` (training only).
 Each has a ``tiny()`` configuration that builds in milliseconds for tests.
 Importing this package imports torch.
@@ -9,6 +10,7 @@ from .discriminator import MultiScaleDiscriminator
 from .generator import SPADEGenerator, remove_spectral_norm
 from .io import MODELS, load_model, read_config, register_model, save_model
 from .segmenter import DDRNetSeg
+from .unet_seg import UNetSeg
 
-__all__ = ["MODELS", "DDRNetSeg", "MultiScaleDiscriminator", "SPADEGenerator", "load_model", "read_config",
+__all__ = ["MODELS", "DDRNetSeg", "MultiScaleDiscriminator", "UNetSeg", "SPADEGenerator", "load_model", "read_config",
            "register_model", "remove_spectral_norm", "save_model"]

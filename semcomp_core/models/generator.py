@@ -1,7 +1,8 @@
 """SPADE-style conditional generator: label map + colour map -> RGB frame.
 
 Conditioning ("semantic + colour" map): the one-hot label map (K channels,
-nearest-upsampled) concatenated with the decoded colour thumbnail (3 channels,
+upsampled with smooth contours, see ``codecs.semantic.conditioning``) concatenated
+with the decoded colour thumbnail (3 channels,
 bicubic-upsampled, scaled to -1..1). The network starts at 1/8 of the output
 from that map, then runs one SPADE residual block per level while doubling the
 resolution three times (1/8 -> 1/1). Every normalisation is

@@ -35,6 +35,11 @@ def default_segmenter_dir() -> Path:
     return WEIGHTS_DIR / "segmenter"
 
 
+def default_eval_segmenter_dir() -> Path:
+    """The shipped independent evaluation segmenter (a U-Net, not the codec's encoder)."""
+    return WEIGHTS_DIR / "eval_segmenter"
+
+
 class Segmenter:
     """Callable ``image -> (H, W) uint8 labels`` at full resolution; loads a saved model folder."""
 

@@ -150,7 +150,8 @@ class _OutputBag:
 def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, save_recon: bool = False,
                   limit: int | None = None, segmenter: Callable[[np.ndarray], np.ndarray] | None = None,
                   num_classes: int | None = None, storage: str | None = None,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True,
+                  eval_segmenter: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Run ``codecs`` on every message of ``topic`` in ``bag``; write ``out_dir`` (see module doc).
 
     Returns the BenchRunner summary rows; ``summary.json``'s ``meta`` names
@@ -182,7 +183,8 @@ def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, 
     try:
         conns, msgtype, n_messages = _topic_connections(reader, bag, topic)
         runner = BenchRunner(codecs, out_dir, save_recon=save_recon, segmenter=segmenter,
-                             num_classes=num_classes, extra_fields=["stamp", "frame_id"])
+                             num_classes=num_classes, extra_fields=["stamp", "frame_id"],
+                             eval_segmenter=eval_segmenter)
         bar = tqdm(total=min(n_messages, limit or n_messages), disable=not progress, unit="frame",
                    desc=f"bench {topic}", file=sys.stderr)
         seen = frames = skipped = 0

@@ -49,6 +49,7 @@ class GanTrainConfig:
     seed: int = 0
     resume: bool = False
     threads: int | None = None
+    channels_last: bool = True    # NHWC: ~20% faster steps on CPU (oneDNN)
     tiny: bool = False
     save_every: int = 200
     log_every: int = 20
@@ -151,8 +152,11 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     else:
         gen = SPADEGenerator(k, channels=tuple(cfg.channels), hidden=tuple(cfg.hidden), class_names=classes)
         disc = MultiScaleDiscriminator(k, scales=2, width=cfg.d_width, layers=4)
-    gen.to(device)
-    disc.to(device)
+    mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    gen.to(device, memory_format=mf)
+    disc.to(device, memory_format=mf)
+    if seg is not None:
+        seg.to(memory_format=mf)
     ema = copy.deepcopy(gen).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -170,9 +174,15 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), unit="step", desc="decoder")
     hist: dict[str, list] = {}
     t0 = time.time()
+
+    def save():
+        save_checkpoint(ckpt, {"gen": gen, "disc": disc, "ema": ema}, {"g": opt_g, "d": opt_d}, {"step": step})
+        save_model(ema, out / "model", card=_card(cfg, step, classes, ema), extra={"train": asdict(cfg), "step": step})
+
     try:
         while step < cfg.steps:
             real, onehot, color, lab = (t.to(device) for t in sampler.sample(cfg.batch, cfg.crop))
+            real, onehot, color = (t.contiguous(memory_format=mf) for t in (real, onehot, color))
             cond = torch.cat([onehot, color], 1)
             noise = torch.randn(real.shape[0], gen.noise_channels, real.shape[2] // 8, real.shape[3] // 8,
                                 device=device)
@@ -212,10 +222,12 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
                 log.flush()
                 bar.set_postfix({n: rec[n] for n in rec if n not in ("step", "elapsed_s")})
             if info.main and (step % cfg.save_every == 0 or step == cfg.steps):
-                save_checkpoint(ckpt, {"gen": gen, "disc": disc, "ema": ema}, {"g": opt_g, "d": opt_d},
-                                {"step": step})
-                save_model(ema, out / "model", card=_card(cfg, step, classes, ema),
-                           extra={"train": asdict(cfg), "step": step})
+                save()
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: keep the steps done so far, then stop
+        if info.main and step % cfg.save_every:
+            save()
+            print(f"interrupted: checkpoint saved at step {step}")
+        raise
     finally:
         bar.close()
         if log:

@@ -32,6 +32,7 @@ class SegTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-2
     warmup_epochs: int = 2
+    arch: str = "ddrnet"          # "ddrnet" (the codec's encoder) or "unet" (evaluation segmenter)
     width: int = 32
     input_scale: float = 1.0
     device: str = "cpu"
@@ -40,6 +41,18 @@ class SegTrainConfig:
     threads: int | None = None
     tiny: bool = False
     max_steps_per_epoch: int | None = None
+
+
+def build_segmenter(arch: str, tiny: bool, width: int, **kw):
+    """``ddrnet`` (DDRNetSeg, ``width``) or ``unet`` (UNetSeg, its default widths)."""
+    from ..models.segmenter import DDRNetSeg
+    from ..models.unet_seg import UNetSeg
+
+    if arch == "ddrnet":
+        return DDRNetSeg.tiny(**kw) if tiny else DDRNetSeg(width=width, **kw)
+    if arch == "unet":
+        return UNetSeg.tiny(**kw) if tiny else UNetSeg(**kw)
+    raise UsageError(f"unknown segmenter architecture {arch!r} (ddrnet, unet)")
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -80,7 +93,6 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from ..models.io import save_model
-    from ..models.segmenter import DDRNetSeg
     from . import distributed
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import augment_batch, load_pack
@@ -93,7 +105,7 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
     if k == 0:
         raise UsageError("packed training data has no class table")
     kw = dict(num_classes=k, input_scale=cfg.input_scale, class_names=classes)
-    model = DDRNetSeg.tiny(**kw) if cfg.tiny else DDRNetSeg(width=cfg.width, **kw)
+    model = build_segmenter(cfg.arch, cfg.tiny, cfg.width, **kw)
     model.to(device)
     ddp_model = distributed.wrap(model, info, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -182,7 +194,8 @@ def _card(cfg, rec, classes, model) -> str:
     params = sum(p.numel() for p in model.parameters())
     ious = rec.get("val_iou_per_class") or []
     per_class = ", ".join(f"{c} {v:.3f}" for c, v in zip(classes, ious) if v is not None)
-    return (f"# semcomp segmenter (DDRNet-style, width {cfg.width})\n\n"
+    kind = f"DDRNet-style, width {cfg.width}" if cfg.arch == "ddrnet" else f"U-Net, widths {model.config['widths']}"
+    return (f"# semcomp segmenter ({kind}, seed {cfg.seed})\n\n"
             f"- Data: {cfg.train} (validation: {cfg.val}); trained from scratch (no ImageNet weights).\n"
             f"- Steps: {rec['step']} ({rec['epoch']} epochs of batch {cfg.batch}, crop {cfg.crop}, "
             f"input scale {cfg.input_scale}), AdamW lr {cfg.lr}, poly decay.\n"
