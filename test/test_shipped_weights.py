@@ -14,7 +14,7 @@ from semcomp_core.paths import WEIGHTS_DIR  # noqa: E402
 
 def test_weights_are_safetensors_with_config_and_card():
     total = 0
-    for role in ("segmenter", "decoder"):
+    for role in ("segmenter", "decoder", "eval_segmenter"):
         folder = WEIGHTS_DIR / role
         assert (folder / "config.json").exists() and (folder / "MODEL_CARD.md").exists()
         total += (folder / "model.safetensors").stat().st_size
@@ -27,6 +27,9 @@ def test_shipped_models_load_and_have_matching_classes():
     gen = load_model(WEIGHTS_DIR / "decoder")
     assert seg.num_classes == gen.num_classes == 11
     assert seg.config["class_names"] == gen.config["class_names"]
+    ev = load_model(WEIGHTS_DIR / "eval_segmenter")
+    assert ev.registry_name == "unet-seg" != seg.registry_name  # the evaluation segmenter is independent
+    assert ev.config["class_names"] == seg.config["class_names"]
 
 
 def test_default_codec_roundtrip_offline(tmp_path, sample_paths, capsys, monkeypatch):
