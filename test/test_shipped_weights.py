@@ -45,3 +45,15 @@ def test_default_codec_roundtrip_offline(tmp_path, sample_paths, capsys, monkeyp
         arr = np.asarray(im)
     assert arr.shape == (360, 480, 3)
     assert arr.std() > 10  # a picture, not a flat fill
+
+
+def test_model_info_reports_every_shipped_network(capsys):
+    assert main(["model-info", "--sizes", "64x96,128x192"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["model"] for r in rows} == {"segmenter", "decoder", "eval_segmenter"}
+    for role in ("segmenter", "decoder", "eval_segmenter"):
+        small, big = (r for r in rows if r["model"] == role)
+        assert small["params_M"] == big["params_M"] > 0
+        assert big["GMACs"] == pytest.approx(4 * small["GMACs"], rel=0.15)
+    assert main(["model-info", "--sizes", "64x96", "--eval-segmenter", "none"]) == 0
+    assert "eval_segmenter" not in capsys.readouterr().out

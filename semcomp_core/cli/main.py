@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model-info", help="parameters and MACs of the segmenter and decoder")
     p.add_argument("--segmenter", default="default", help="model folder or 'default'")
     p.add_argument("--decoder", default="default", help="model folder or 'default'")
+    p.add_argument("--eval-segmenter", default="default", help="model folder, 'default' or 'none'")
     p.add_argument("--sizes", default="360x480,512x1024", help="frame sizes HxW, comma-separated")
 
     from .train_cmd import add_train_parser
@@ -226,7 +227,7 @@ def cmd_make_bag(args) -> int:
 def cmd_model_info(args) -> int:
     from ..models.complexity import model_report
 
-    for row in model_report(args.segmenter, args.decoder, args.sizes):
+    for row in model_report(args.segmenter, args.decoder, args.sizes, args.eval_segmenter):
         _print_json(row)
     return 0
 

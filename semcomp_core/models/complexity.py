@@ -34,8 +34,10 @@ def count_macs(model, *inputs) -> int:
     return total[0]
 
 
-def model_report(segmenter: str = "default", decoder: str = "default", sizes: str = "360x480,512x1024") -> list[dict]:
-    """Params and GMACs of the segmenter and generator at each HxW in ``sizes``."""
+def model_report(segmenter: str = "default", decoder: str = "default", sizes: str = "360x480,512x1024",
+                 eval_segmenter: str = "default") -> list[dict]:
+    """Params and GMACs of the segmenter, the generator and (when present or given; ``none`` skips it)
+    the independent evaluation segmenter at each HxW in ``sizes``."""
     from pathlib import Path
 
     import torch
@@ -47,13 +49,15 @@ def model_report(segmenter: str = "default", decoder: str = "default", sizes: st
 
     rows = []
     shapes = [parse_size(s) for s in sizes.split(",") if s.strip()]
-    for role, spec in (("segmenter", segmenter), ("decoder", decoder)):
+    for role, spec in (("segmenter", segmenter), ("decoder", decoder), ("eval_segmenter", eval_segmenter)):
         folder = WEIGHTS_DIR / role if spec == "default" else Path(spec)
+        if role == "eval_segmenter" and (spec == "none" or (spec == "default" and not folder.exists())):
+            continue
         if not (folder / "config.json").exists():
             raise UsageError(f"no {role} model at {folder}")
         model = load_model(folder)
         for h, w in shapes:
-            if role == "segmenter":
+            if role.endswith("segmenter"):
                 s = model.config.get("input_scale", 1.0)
                 inputs = (torch.zeros(1, 3, int(h * s), int(w * s)),)
             else:
