@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The rate-quality benchmark of BENCHMARKS.md: every codec at several rates on CamVid val (101 frames),
-# semantic metrics from the shipped segmenter. Usage: scripts/bench_camvid.sh [CAMVID_ROOT] [OUT]
+# semantic metrics from the shipped segmenter and the independent evaluation U-Net. Usage: scripts/bench_camvid.sh [CAMVID_ROOT] [OUT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
