@@ -17,9 +17,8 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from PIL import Image, ImageDraw
-
     from semcomp_core import codecs
+    from semcomp_core.bench.report import panel_grid
     from semcomp_core.imageio import list_images, load_image
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,17 +43,7 @@ def main(argv=None) -> int:
             data = c.encode(image)
             panels.append((f"{c.label()}: {len(data)} B", c.decode(data)))
         rows.append(panels)
-    h, w = rows[0][0][1].shape[:2]
-    ph, pw, bar = int(h * a.scale), int(w * a.scale), 16
-    canvas = Image.new("RGB", (pw * len(rows[0]), (ph + bar) * len(rows)), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for r, panels in enumerate(rows):
-        for c, (caption, img) in enumerate(panels):
-            x, y = c * pw, r * (ph + bar)
-            canvas.paste(Image.fromarray(img).resize((pw, ph), Image.BILINEAR), (x, y + bar))
-            draw.text((x + 4, y + 3), caption, fill=(0, 0, 0))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(a.out)
+    panel_grid(rows, a.out, scale=a.scale)
     print(a.out)
     return 0
 

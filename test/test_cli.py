@@ -183,3 +183,14 @@ def test_make_bag_and_bench_bag_cli(tmp_path, sample_paths, capsys):
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts == {"/camera/image_raw/semcomp": 3, "/camera/image_raw/semcomp/reconstructed": 3}
     assert main(["make-bag", "--images", str(frames), "-o", str(bag)]) == 2  # exists: refused
+
+
+def test_panel_grid_rows_and_scale(tmp_path):
+    from semcomp_core.bench.report import panel_grid
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    rows = [[("a", img), ("b", img + 200)], [("c", img), ("d", img)]]
+    path = panel_grid(rows, tmp_path / "g" / "grid.png", scale=0.5)
+    with Image.open(path) as im:
+        assert im.size == (2 * 30, 2 * (20 + 16))
+        assert im.getpixel((30 + 10, 16 + 10)) == (200, 200, 200)  # second panel of the first row, scaled

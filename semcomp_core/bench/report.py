@@ -55,3 +55,23 @@ def plot_rate_distortion(rows: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def panel_grid(rows: list[list[tuple[str, np.ndarray]]], path: str | Path, scale: float = 1.0) -> Path:
+    """Write rows of captioned images (all the size of the first) as one PNG, each panel scaled by ``scale``."""
+    from PIL import Image, ImageDraw
+
+    h, w = rows[0][0][1].shape[:2]
+    ph, pw, bar = int(round(h * scale)), int(round(w * scale)), 16 if scale < 1 else 22
+    canvas = Image.new("RGB", (pw * max(len(r) for r in rows), (ph + bar) * len(rows)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for r, panels in enumerate(rows):
+        for c, (caption, img) in enumerate(panels):
+            x, y = c * pw, r * (ph + bar)
+            im = Image.fromarray(img)
+            canvas.paste(im if scale == 1 else im.resize((pw, ph), Image.BILINEAR), (x, y + bar))
+            draw.text((x + 6, y + (bar - 12) // 2), caption, fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

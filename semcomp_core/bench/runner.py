@@ -24,6 +24,7 @@ import numpy as np
 
 from ..bitstream import bits_per_pixel
 from ..codecs import Codec
+from ..errors import UsageError
 from ..imageio import save_png
 from ..metrics import SemanticPreservation, ms_ssim, psnr
 
@@ -87,7 +88,7 @@ class BenchRunner:
         if eval_segmenter is not None:
             k = getattr(eval_segmenter, "num_classes", num_classes)
             if num_classes is not None and k != num_classes:
-                raise ValueError(f"evaluation segmenter has {k} classes, the segmenter {num_classes}")
+                raise UsageError(f"evaluation segmenter has {k} classes, the segmenter {num_classes}")
             base = SemanticPreservation(eval_segmenter, k)
             for i, st in enumerate(self.stats):
                 st.eval_semantic = base if i == 0 else base.spawn()

@@ -52,14 +52,16 @@ def load_segmenter(spec: str, device: str, default_dir=None):
     return Segmenter(default_dir if spec == "auto" else spec, device)
 
 
-def load_eval_segmenter(spec: str, device: str, seg):
-    """The independent evaluation segmenter (only beside a primary one, with the same classes)."""
+def semantic_kwargs(seg_spec: str, eval_spec: str, device: str) -> dict:
+    """BenchRunner keyword arguments for the segmenter and, beside it, the independent evaluation one
+    (the runner checks that their classes agree)."""
     from ..models.segment import default_eval_segmenter_dir
 
-    ev = load_segmenter(spec, device, default_eval_segmenter_dir()) if seg is not None else None
-    if ev is not None and ev.num_classes != seg.num_classes:
-        raise UsageError(f"evaluation segmenter has {ev.num_classes} classes, the segmenter {seg.num_classes}")
-    return ev
+    seg = load_segmenter(seg_spec, device)
+    if seg is None:
+        return {}
+    return {"segmenter": seg, "num_classes": seg.num_classes,
+            "eval_segmenter": load_segmenter(eval_spec, device, default_eval_segmenter_dir())}
 
 
 _WARNED = set()
@@ -91,11 +93,8 @@ def run_bench(args) -> int:
     from ..bench.runner import BenchRunner
 
     codecs = _codecs_from(args.codecs, args.device)
-    seg = load_segmenter(args.segmenter, args.device)
-    seg_kw = {"segmenter": seg, "num_classes": seg.num_classes} if seg else {}
-    ev = load_eval_segmenter(args.eval_segmenter, args.device, seg)
-    if ev is not None:
-        seg_kw["eval_segmenter"] = ev
+    seg_kw = semantic_kwargs(args.segmenter, args.eval_segmenter, args.device)
+    seg = seg_kw.get("segmenter")
     if args.bag is not None:
         from ..rosbag.bag_bench import run_bag_bench
 
@@ -122,18 +121,9 @@ def run_bench(args) -> int:
 
 def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
     """Write captioned images next to each other as one PNG."""
-    from PIL import Image, ImageDraw
+    from ..bench.report import panel_grid
 
-    h, w = panels[0][1].shape[:2]
-    bar = 22
-    canvas = Image.new("RGB", (w * len(panels), h + bar), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i, (caption, img) in enumerate(panels):
-        canvas.paste(Image.fromarray(img), (i * w, bar))
-        draw.text((i * w + 6, 5), caption, fill=(0, 0, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return panel_grid([panels], path)
 
 
 def _sample_label(path: Path) -> np.ndarray | None:
@@ -162,10 +152,9 @@ def run_demo(args) -> int:
 
     codecs = _codecs_from(",".join(demo_codecs()), args.device)
     files = list_images(SAMPLES_DIR / "images")
-    seg = load_segmenter("auto", args.device)
-    ev = load_eval_segmenter("auto", args.device, seg)
-    runner = BenchRunner(codecs, args.out, save_recon=False,
-                         **({"segmenter": seg, "num_classes": seg.num_classes, "eval_segmenter": ev} if seg else {}))
+    seg_kw = semantic_kwargs("auto", "auto", args.device)
+    seg, ev = seg_kw.get("segmenter"), seg_kw.get("eval_segmenter")
+    runner = BenchRunner(codecs, args.out, save_recon=False, **seg_kw)
     panels = []
     try:
         with _progress(len(files), args.quiet) as bar:

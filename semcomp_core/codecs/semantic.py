@@ -38,10 +38,10 @@ MAX_RENDER_PIXELS = 4096 * 4096
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, device: str):
+    import torch
+
     from ..models.generator import remove_spectral_norm
     from ..models.io import load_model
-
-    import torch
 
     model = load_model(path, device)
     remove_spectral_norm(model)
