@@ -41,27 +41,16 @@ def _frames(args) -> tuple[int, Iterator[tuple[str, np.ndarray, np.ndarray | Non
     return len(files), gen_files()
 
 
-def load_segmenter(spec: str, device: str, default_dir=None):
-    """``auto``: the shipped segmenter (or ``default_dir``) when present; ``none``: no semantic metrics;
-    else a model folder."""
-    from ..models.segment import Segmenter, default_segmenter_dir
-
-    default_dir = default_dir or default_segmenter_dir()
-    if spec == "none" or (spec == "auto" and not (default_dir / "config.json").exists()):
-        return None
-    return Segmenter(default_dir if spec == "auto" else spec, device)
-
-
 def semantic_kwargs(seg_spec: str, eval_spec: str, device: str) -> dict:
     """BenchRunner keyword arguments for the segmenter and, beside it, the independent evaluation one
-    (the runner checks that their classes agree)."""
-    from ..models.segment import default_eval_segmenter_dir
+    (the runner checks that their classes agree). Specs as in :func:`semcomp_core.models.segment.open_segmenter`."""
+    from ..models.segment import open_segmenter
 
-    seg = load_segmenter(seg_spec, device)
+    seg = open_segmenter(seg_spec, device, auto="default")
     if seg is None:
         return {}
     return {"segmenter": seg, "num_classes": seg.num_classes,
-            "eval_segmenter": load_segmenter(eval_spec, device, default_eval_segmenter_dir())}
+            "eval_segmenter": open_segmenter(eval_spec, device, auto="eval")}
 
 
 _WARNED = set()
@@ -127,13 +116,13 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
 
 
 def _sample_label(path: Path) -> np.ndarray | None:
-    """Bundled CamVid labels: 0..10, 11 = void -> 255."""
+    """Bundled CamVid labels mapped like the CamVid dataset (0..10; void and anything else -> 255)."""
+    from ..datasets.camvid import CamVid
     from ..imageio import load_label
 
     if not path.exists():
         return None
-    lab = load_label(path)
-    return np.where(lab > 10, 255, lab).astype(np.uint8)
+    return CamVid.lut[load_label(path)]
 
 
 def demo_codecs() -> list[str]:

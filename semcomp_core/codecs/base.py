@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ..bitstream import Container, pack, unpack
+from ..devices import check_device
 from ..errors import BitstreamError, UsageError
 from ..imageio import as_rgb
 
@@ -64,9 +65,7 @@ class Codec(ABC):
     summary: ClassVar[str] = ""
 
     def __init__(self, device: str = "cpu", **params: Any) -> None:
-        if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-            raise UsageError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-        self.device = device
+        self.device = check_device(device)
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             known = ", ".join(sorted(self.params)) or "none"

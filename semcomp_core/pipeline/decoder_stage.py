@@ -12,7 +12,6 @@ the reason is kept in :attr:`DecoderStage.last_error` and ``None`` returned.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,20 +20,11 @@ import numpy as np
 
 from ..bitstream import unpack
 from ..codecs import Codec, codec_class_for_id
+from ..devices import check_device
 from ..errors import BitstreamError, UsageError
 from ..rosbag.messages import FORMAT_PREFIX, as_bytes
 from .encoder_stage import _where
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
-
-_DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
-
-
-def check_device(device: str) -> str:
-    """``cpu``, ``cuda`` or ``cuda:N``; UsageError otherwise."""
-    if not _DEVICE.match(str(device)):
-        raise UsageError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-    return str(device)
-
 
 @dataclass
 class DecodedFrame:
