@@ -3,6 +3,9 @@
 * :class:`BitstreamError` -- the one documented error for bad compressed data.
   Every parser and every ``decode`` raises it (and nothing else) on truncated,
   corrupt or malicious input. It subclasses :class:`ValueError`.
+* :class:`ModelMismatchError` -- a BitstreamError raised when a well-formed
+  container was made for other models than the receiver's (its label table is
+  not the one the receiver's decoder was trained on).
 * :class:`UsageError` -- bad user input (unknown codec, bad option value,
   unreadable image). The CLI turns it into a one-line message and exit code 2.
 * :class:`RegistryError` -- a name registered twice or looked up but unknown.
@@ -19,6 +22,10 @@ class BitstreamError(SemcompError, ValueError):
     The message names the problem (e.g. ``"CRC mismatch"``,
     ``"truncated: layer 1 needs 120 bytes, 17 left"``).
     """
+
+
+class ModelMismatchError(BitstreamError):
+    """The container is valid but made for a label table the receiver's decoder was not trained on."""
 
 
 class UsageError(SemcompError, ValueError):

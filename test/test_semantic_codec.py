@@ -32,7 +32,7 @@ def test_roundtrip_every_level(sample_image, tiny_models):
         data = c.encode(sample_image)
         cont = unpack(data)
         assert cont.codec_id == CodecId.SEMANTIC_GAN
-        assert [lid for lid, _ in cont.layers] == [LayerId.SEGMAP, LayerId.COLORMAP]
+        assert [lid for lid, _ in cont.layers] == [LayerId.DECODER_PARAMS, LayerId.SEGMAP, LayerId.COLORMAP]
         out = codecs.create(f"semantic-gan:{tiny_models}").decode(data)
         assert out.shape == sample_image.shape and out.dtype == np.uint8
         sizes.append(len(data))
@@ -51,9 +51,64 @@ def test_decoding_is_deterministic_per_seed(sample_image, tiny_models):
     data = codecs.create(f"semantic-gan:{tiny_models}").encode(sample_image[:96, :128])
     a = codecs.create(f"semantic-gan:{tiny_models}").decode(data)
     b = codecs.create(f"semantic-gan:{tiny_models}").decode(data)
-    c = codecs.create(f"semantic-gan:seed=5:{tiny_models}").decode(data)
+    data5 = codecs.create(f"semantic-gan:seed=5:{tiny_models}").encode(sample_image[:96, :128])
+    c = codecs.create(f"semantic-gan:{tiny_models}").decode(data5)
     assert np.array_equal(a, b)
+    assert data5 != data and len(data5) == len(data)   # the seed travels in the container
     assert not np.array_equal(a, c)
+
+
+def test_receiver_renders_the_encoders_seed_whatever_its_own_config(sample_image, tiny_models):
+    """semcomp decode, the bench and decoder_node all go through codecs.decoder_for: same pixels."""
+    from semcomp_core.bench.runner import BenchRunner
+    from semcomp_core.layers import DecoderParamsLayer
+    from semcomp_core.pipeline import DecoderStage
+
+    enc = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
+    data = enc.encode(sample_image[:96, :128])
+    assert DecoderParamsLayer().decode(unpack(data).layer(LayerId.DECODER_PARAMS)).seed == 5
+    dec_opts = tiny_models.split(":", 1)[1]          # decoder=<dir>: the receiver's own choice
+    via_receiver = codecs.decode(data, receiver=dec_opts)
+    via_bench = BenchRunner.receive(enc, data)
+    via_stage = DecoderStage(decoder_options=dec_opts).decode(data, None).image
+    via_other_instance = codecs.create(f"semantic-gan:seed=9:{tiny_models}").decode(data)
+    for other in (via_bench, via_stage, via_other_instance):
+        assert np.array_equal(via_receiver, other)
+
+
+def test_wire_label_has_no_local_paths(tiny_models):
+    c = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
+    assert c.wire_label() == "semantic-gan:level=2:seed=5"
+    assert "decoder=" in c.label() and c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1]}
+    with pytest.raises(UsageError, match="not a receiver option"):
+        codecs.decode(b"", receiver="seed=3")
+
+
+def test_decoder_trained_on_another_label_table_is_refused(sample_image, tiny_models, tmp_path):
+    from semcomp_core.errors import ModelMismatchError
+
+    names = [f"class{i}" for i in range(11)]
+    gen = SPADEGenerator(**dict(SPADEGenerator.tiny(num_classes=11).config, class_names=names)).eval()
+    save_model(gen, tmp_path / "other")
+    data = codecs.create(f"semantic-gan:{tiny_models}").encode(sample_image[:64, :96])
+    with pytest.raises(ModelMismatchError, match="label table"):
+        codecs.decode(data, receiver=f"decoder={tmp_path / 'other'}")
+    from semcomp_core.pipeline import DecoderStage
+    stage = DecoderStage(decoder_options=f"decoder={tmp_path / 'other'}")
+    assert stage.decode(data, None) is None and stage.counters["mismatch"] == 1
+
+
+def test_version_1_containers_still_decode_with_seed_0(sample_image, tiny_models):
+    from semcomp_core.bitstream.container import Container
+
+    c = codecs.create(f"semantic-gan:{tiny_models}")
+    v2 = unpack(c.encode(sample_image[:64, :96]))
+    v1 = Container(v2.codec_id, v2.height, v2.width, tuple(x for x in v2.layers if x[0] != LayerId.DECODER_PARAMS),
+                   version=1)
+    assert np.array_equal(c.reconstruct(v1), c.reconstruct(v2))
+    v2_missing = Container(v1.codec_id, v1.height, v1.width, v1.layers, version=2)
+    with pytest.raises(BitstreamError, match="missing layer"):
+        c.reconstruct(v2_missing)
 
 
 def test_odd_frame_sizes(sample_image, tiny_models):
@@ -73,7 +128,8 @@ def test_class_count_mismatch_is_a_bitstream_error(sample_image, tiny_models):
     data = codecs.create(f"semantic-gan:{tiny_models}").encode(sample_image)
     cont = unpack(data)
     bad_seg = SegMapLayer(num_classes=30).encode(np.full((45, 60), 25, np.uint8))
-    forged = pack(CodecId.SEMANTIC_GAN, 360, 480, [(LayerId.SEGMAP, bad_seg), (LayerId.COLORMAP, cont.layer(2))])
+    forged = pack(CodecId.SEMANTIC_GAN, 360, 480, [(LayerId.DECODER_PARAMS, cont.layer(LayerId.DECODER_PARAMS)),
+                                                    (LayerId.SEGMAP, bad_seg), (LayerId.COLORMAP, cont.layer(2))])
     with pytest.raises(BitstreamError, match="classes"):
         codecs.create(f"semantic-gan:{tiny_models}").decode(forged)
 
@@ -103,19 +159,20 @@ def test_missing_weights_is_a_usage_error(tmp_path):
 def test_huge_claims_are_refused_before_decoding(tiny_models):
     import time
 
-    from semcomp_core.layers import ColorMapLayer
+    from semcomp_core.layers import ColorMapLayer, DecoderParams, DecoderParamsLayer
 
     col = ColorMapLayer().encode(np.zeros((6, 8, 3), np.uint8))
     codec = codecs.create(f"semantic-gan:{tiny_models}")
+    par = (LayerId.DECODER_PARAMS, DecoderParamsLayer().encode(DecoderParams(codec.label_table(codec.generator))))
     # a frame over the render limit
     seg = SegMapLayer(num_classes=11).encode(np.zeros((1024, 1024), np.uint8))
     with pytest.raises(BitstreamError, match="larger than"):
-        codec.decode(pack(CodecId.SEMANTIC_GAN, 16384, 16384, [(LayerId.SEGMAP, seg), (LayerId.COLORMAP, col)]))
+        codec.decode(pack(CodecId.SEMANTIC_GAN, 16384, 16384, [par, (LayerId.SEGMAP, seg), (LayerId.COLORMAP, col)]))
     # a map claiming full resolution (factor 1) of a large frame: refused from its header alone
     forged = bytes([1, 10, 0x80, 0x20, 0x80, 0x20]) + b"\x00" * 8  # seg-map header: 4096 x 4096
     t = time.perf_counter()
     with pytest.raises(BitstreamError, match="does not fit"):
-        codec.decode(pack(CodecId.SEMANTIC_GAN, 4096, 4096, [(LayerId.SEGMAP, forged), (LayerId.COLORMAP, col)]))
+        codec.decode(pack(CodecId.SEMANTIC_GAN, 4096, 4096, [par, (LayerId.SEGMAP, forged), (LayerId.COLORMAP, col)]))
     assert time.perf_counter() - t < 1.0
 
 

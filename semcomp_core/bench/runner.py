@@ -8,6 +8,11 @@ with the number of frames beyond a few numbers per frame for percentiles);
 rate-distortion plots.
 
 Rate is honest: ``bytes`` is the whole container, ``bpp = 8 * bytes / (H * W)``.
+
+What is scored is what a receiver renders: every container is decoded through
+:func:`semcomp_core.codecs.decoder_for` -- the path ``semcomp decode`` and
+``decoder_node`` use -- with the configuration's receiver-side options (e.g.
+``decoder=DIR``), never by the encoding instance itself.
 """
 from __future__ import annotations
 
@@ -22,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..bitstream import bits_per_pixel
-from ..codecs import Codec
+from ..bitstream import bits_per_pixel, unpack
+from ..codecs import Codec, decoder_for
 from ..errors import UsageError
 from ..imageio import save_png
 from ..metrics import SemanticPreservation, ms_ssim, psnr
@@ -111,7 +116,7 @@ class BenchRunner:
             t0 = time.perf_counter()
             data = st.codec.encode(image)
             t1 = time.perf_counter()
-            recon = st.codec.decode(data)
+            recon = self.receive(st.codec, data)
             t2 = time.perf_counter()
             row = {"image": name, "codec": st.label, "implementation": st.codec.implementation,
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
@@ -132,6 +137,12 @@ class BenchRunner:
             outcomes.append(FrameOutcome(row, data, recon))
         self.frames += 1
         return outcomes
+
+    @staticmethod
+    def receive(codec: Codec, data: bytes) -> np.ndarray:
+        """Decode ``data`` exactly as a receiver configured like ``codec``'s receiver-side options would."""
+        container = unpack(data)
+        return decoder_for(container, codec.device, codec.receiver_config()).reconstruct(container)
 
     def _write_row(self, row: dict) -> None:
         self._csv.writerow(row)

@@ -1,10 +1,10 @@
 """The semcomp container: one self-describing byte string per frame.
 
-Layout (version 1), all multi-byte integers as described::
+Layout (version 2), all multi-byte integers as described::
 
     offset  size  field
     0       2     magic  b"SC" (0x53 0x43)
-    2       1     format version (1)
+    2       1     format version (2; version 1 is still read, see below)
     3       1     codec id (semcomp_core.bitstream.ids.CodecId)
     4       1-3   height  in pixels, unsigned LEB128 varint, 1..16384
     .       1-3   width   in pixels, unsigned LEB128 varint, 1..16384
@@ -21,6 +21,15 @@ Varints are minimal (no trailing 0x80 padding) and at most 3 bytes
 between the table and the CRC. A 480x360 frame with two layers has
 2+1+1+2+2+1+2*(1+2)+4 = 19 bytes of framing when both payloads are
 128 bytes or longer (17 when both are shorter).
+
+Versions: the version byte covers the whole wire format -- the framing above
+*and* every layer payload (seg-map contexts, colour-map quantiser, ...). Any
+change to what bytes an encoder writes for the same input and parameters bumps
+it (the golden bitstreams in ``test/data/golden`` fail otherwise). Version 2
+added the decoder-parameters layer (``LayerId.DECODER_PARAMS``: label-table id
+and generator seed) to the semantic codecs; version-1 containers (no such
+layer: seed 0, label table unchecked) are still decoded. :data:`VERSION` is
+what :func:`pack` writes, :data:`READABLE_VERSIONS` what :func:`unpack` accepts.
 
 Parsing (:func:`unpack`) is strict: any violation raises
 :class:`semcomp_core.errors.BitstreamError` whose message names the problem,
@@ -39,7 +48,9 @@ from ..errors import BitstreamError
 from .ids import KNOWN_CODEC_IDS, KNOWN_LAYER_IDS
 
 MAGIC = b"SC"
-VERSION = 1
+VERSION = 2
+#: versions this build parses (it writes only :data:`VERSION`)
+READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 16384
 MAX_LAYERS = 16
 _MAX_VARINT_BYTES = 3
@@ -136,8 +147,9 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
     if n < MIN_CONTAINER_BYTES:
         raise BitstreamError(f"truncated: {n} bytes, a container has at least {MIN_CONTAINER_BYTES}")
     version = data[2]
-    if version != VERSION:
-        raise BitstreamError(f"unsupported format version {version} (this build reads {VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(f"unsupported format version {version} (this build reads "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
     body_end = n - _CRC_BYTES
     crc_stored = int.from_bytes(data[body_end:], "big")
     if zlib.crc32(data[:body_end]) != crc_stored:

@@ -25,6 +25,7 @@ class LayerId(IntEnum):
 
     SEGMAP = 1          #: lossless label map at reduced scale (semcomp_core.layers.segmap)
     COLORMAP = 2        #: tiny quantised colour thumbnail (semcomp_core.layers.colormap)
+    DECODER_PARAMS = 6  #: what the receiver must use: label-table id + generator seed (layers.decoder_params)
     IMAGE = 16          #: a classically coded image, format given by the codec id
     # reserved for later layers: 3 CLIP embedding, 4 edges, 5 region of interest
 

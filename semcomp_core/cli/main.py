@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import BitstreamError, SemcompError, UsageError
+from ..errors import BitstreamError, ModelMismatchError, SemcompError, UsageError
 
 DEFAULT_CODEC = "semantic-gan"
 
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decode", help="reconstruct an image from a .smc container")
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--decoder-options", default="",
+                   help="the receiver's own options K=V[:K=V], e.g. decoder=DIR (semantic-gan weights); "
+                        "everything the encoder chose (level, seed) comes from the container")
     _add_device(p)
 
     p = sub.add_parser("bench", help="benchmark codecs on an image folder, a labelled dataset or a rosbag")
@@ -136,24 +139,13 @@ def cmd_codecs(args) -> int:
     return 0
 
 
-def _make_codec(spec: str, quality: str | None, device: str):
-    from .. import codecs
-
-    (parsed,) = codecs.parse_spec(spec)
-    cls = codecs.CODECS.get(parsed.name)
-    params = dict(parsed.params)
-    if quality is not None:
-        if cls.quality_param is None:
-            raise UsageError(f"codec {parsed.name!r} has no quality parameter")
-        params[cls.quality_param] = quality
-    return cls(device=device, **params)
-
-
 def cmd_encode(args) -> int:
     from ..bitstream import bits_per_pixel
     from ..imageio import load_image
 
-    codec = _make_codec(args.codec, args.quality, args.device)
+    from .. import codecs
+
+    codec = codecs.build(args.codec, args.quality, args.device)
     image = load_image(args.image)
     t0 = time.perf_counter()
     data = codec.encode(image)
@@ -178,7 +170,7 @@ def cmd_decode(args) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
     container = unpack(data)
-    codec = codecs.decoder_for(container, args.device)
+    codec = codecs.decoder_for(container, args.device, args.decoder_options)
     t0 = time.perf_counter()
     image = codec.reconstruct(container)
     ms = (time.perf_counter() - t0) * 1e3
@@ -252,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return 2
+    except ModelMismatchError as exc:
+        print(f"semcomp: error: model mismatch: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        return 1
     except BitstreamError as exc:
         print(f"semcomp: error: bad bitstream: {exc}", file=sys.stderr)
         if debug:

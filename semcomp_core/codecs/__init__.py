@@ -2,7 +2,13 @@
 
 * :data:`CODECS` -- name -> Codec class (duplicates rejected)
 * :func:`create` -- build a codec from a name or ``NAME:K=V`` spec
-* :func:`decode` -- decode any container, dispatching on its codec id alone
+* :func:`build` -- the same with a separate quality value and ``K=V`` options
+  (what the CLI's ``--codec/--quality`` and ``encoder_node``'s parameters use)
+* :func:`decoder_for` / :func:`decode` -- the receiver: decode any container,
+  dispatching on its codec id, with the receiver's own options
+  (``decoder=DIR``, ...). ``semcomp decode``, ``decoder_node`` and the
+  benchmark all decode through :func:`decoder_for`, so what the benchmark
+  scores is what a receiver renders.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..bitstream import Container, unpack
-from ..errors import BitstreamError, RegistryError
+from ..errors import BitstreamError, RegistryError, UsageError
 from ..registry import Registry
 from .base import Codec, Param
 from .spec import CodecSpec, parse_spec, parse_spec_list
@@ -41,6 +47,54 @@ def create(spec: str | CodecSpec, device: str = "cpu", **overrides: Any) -> Code
     return cls(device=device, **params)
 
 
+def build(spec: str | CodecSpec, quality: Any = None, device: str = "cpu", options: str = "") -> Codec:
+    """Build a codec from ``NAME[:K=V...]``, an optional quality and extra ``K=V[:K=V]`` options.
+
+    ``quality`` (None, empty or a negative number: the codec's default) sets the parameter the codec
+    names as its quality knob (``quality`` for jpeg/webp, ``q`` for bpg, ``level`` for semantic-gan)
+    and wins over the same key in ``spec`` or ``options``; ``options`` win over ``spec``.
+    UsageError on anything invalid (unknown codec or key, value out of range)."""
+    if isinstance(spec, str):
+        (spec,) = parse_spec(spec)
+    params = dict(spec.params)
+    opts = str(options or "").strip().strip(":")
+    if opts:
+        (extra,) = parse_spec("x:" + opts)
+        params.update(extra.params)
+    cls = CODECS.get(spec.name)
+    if quality is not None and str(quality).strip() != "" and not _negative(quality):
+        if cls.quality_param is None:
+            raise UsageError(f"codec {spec.name!r} has no quality parameter")
+        params[cls.quality_param] = quality
+    return cls(device=device, **params)
+
+
+def _negative(value: Any) -> bool:
+    try:
+        return float(value) < 0
+    except (TypeError, ValueError):
+        return False
+
+
+def parse_receiver_options(options: str | dict | None) -> dict[str, str]:
+    """``K=V[:K=V]`` receiver options as a dict; UsageError for a key that is no codec's receiver-side parameter."""
+    if not options:
+        return {}
+    if isinstance(options, dict):
+        opts = dict(options)
+    else:
+        text = str(options).strip().strip(":")
+        if not text:
+            return {}
+        (spec,) = parse_spec("x:" + text)
+        opts = dict(spec.params)
+    known = {k for _, cls in CODECS.items() for k, p in cls.params.items() if p.side == "receiver"}
+    for k in opts:
+        if k not in known:
+            raise UsageError(f"{k!r} is not a receiver option (receiver options: {', '.join(sorted(known)) or 'none'})")
+    return opts
+
+
 def codec_class_for_id(codec_id: int) -> type[Codec]:
     try:
         return _BY_ID[codec_id]
@@ -48,23 +102,31 @@ def codec_class_for_id(codec_id: int) -> type[Codec]:
         raise BitstreamError(f"no codec in this build decodes codec id {codec_id}") from None
 
 
-_DECODER_CACHE: dict[tuple[type[Codec], str], Codec] = {}
+_DECODER_CACHE: dict[tuple, Codec] = {}
 
 
-def decoder_for(data: bytes | Container, device: str = "cpu") -> Codec:
-    """The (cached) codec instance able to decode ``data`` (bytes or a parsed container), from its header."""
+def decoder_for(data: bytes | Container, device: str = "cpu", receiver: str | dict | None = None) -> Codec:
+    """The (cached) codec instance a receiver decodes ``data`` (bytes or a parsed container) with.
+
+    The codec comes from the header's codec id; ``receiver`` holds the receiver's own options
+    (``K=V[:K=V]`` text or a dict, e.g. ``decoder=/models/gan``): each codec takes the ones it declares
+    as receiver-side parameters and ignores the others. Everything the encoder chose travels in the
+    container, so no encoder parameter is needed here."""
+    opts = parse_receiver_options(receiver)
     container = data if isinstance(data, Container) else unpack(data)
     cls = codec_class_for_id(container.codec_id)
-    key = (cls, device)
+    mine = {k: v for k, v in opts.items() if k in cls.params and cls.params[k].side == "receiver"}
+    key = (cls, device, tuple(sorted((k, str(v)) for k, v in mine.items())))
     if key not in _DECODER_CACHE:
-        _DECODER_CACHE[key] = cls(device=device)
+        _DECODER_CACHE[key] = cls(device=device, **mine)
     return _DECODER_CACHE[key]
 
 
-def decode(data: bytes, device: str = "cpu") -> np.ndarray:
-    """Decode any semcomp container (parsed once); BitstreamError on bad data."""
+def decode(data: bytes, device: str = "cpu", receiver: str | dict | None = None) -> np.ndarray:
+    """Decode any semcomp container (parsed once) as a receiver would; BitstreamError on bad data."""
+    opts = parse_receiver_options(receiver)
     container = unpack(data)
-    return decoder_for(container, device).reconstruct(container)
+    return decoder_for(container, device, opts).reconstruct(container)
 
 
 def available() -> list[str]:
@@ -74,5 +136,5 @@ def available() -> list[str]:
 # Built-in codecs register themselves on import.
 from . import bpg, classic, semantic  # noqa: E402,F401
 
-__all__ = ["CODECS", "Codec", "CodecSpec", "Param", "available", "codec_class_for_id", "create",
-           "decode", "decoder_for", "parse_spec", "parse_spec_list", "register_codec"]
+__all__ = ["CODECS", "Codec", "CodecSpec", "Param", "available", "build", "codec_class_for_id", "create",
+           "decode", "decoder_for", "parse_receiver_options", "parse_spec", "parse_spec_list", "register_codec"]

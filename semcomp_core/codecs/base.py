@@ -4,9 +4,20 @@
 ``decode(bytes) -> image`` reads one. Images are (H, W, 3) uint8 RGB.
 
 A codec declares its tunable parameters as :class:`Param` objects; the CLI's
-``--quality`` sets the parameter named by ``quality_param``. Anything the
-decoder needs travels in the bitstream, so ``decode`` works on a codec built
-with default parameters (see :func:`semcomp_core.codecs.decode`).
+``--quality`` sets the parameter named by ``quality_param``. Each parameter
+belongs to one side of the link:
+
+* ``side="encoder"`` (the default): the sender's choice. Whatever of it the
+  decoder needs travels in the bitstream (e.g. semantic-gan's ``seed``), so a
+  receiver never needs the encoder's parameters.
+* ``side="receiver"``: the receiver's own configuration (which weights it runs;
+  later the renderer and the inference backend). It never changes the bytes;
+  ``semcomp decode --decoder-options``, ``decoder_node``'s ``decoder_options``
+  and the benchmark (which decodes through exactly the receiver's path,
+  :func:`semcomp_core.codecs.decoder_for`) pass it.
+
+``local=True`` marks a value that names a file on this machine: it is never
+published (:meth:`Codec.wire_label`, the ``CompressedImage.format`` string).
 """
 from __future__ import annotations
 
@@ -32,6 +43,14 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: Sequence[Any] | None = None
+    #: "encoder" (the sender's choice) or "receiver" (the receiver's own configuration)
+    side: str = "encoder"
+    #: the value names a local file or folder: never published in wire labels
+    local: bool = False
+
+    def __post_init__(self) -> None:
+        if self.side not in ("encoder", "receiver"):
+            raise ValueError(f"Param side must be 'encoder' or 'receiver', got {self.side!r}")
 
     def coerce(self, name: str, value: Any) -> Any:
         try:
@@ -94,9 +113,22 @@ class Codec(ABC):
         return self.name
 
     def label(self) -> str:
-        """Name, quality and non-default parameters, e.g. ``bpg:q=45`` (parseable by ``create``)."""
+        """Name, quality and non-default parameters, e.g. ``bpg:q=45`` (parseable by ``create``).
+
+        Local to this machine (benchmark rows and folders); see :meth:`wire_label` for what is published."""
         keys = [k for k in self.params if k == self.quality_param or self.config[k] != self.params[k].default]
         return self.name + "".join(f":{k}={self.config[k]}" for k in keys)
+
+    def wire_label(self) -> str:
+        """What a receiver may be told about the stream: name, quality and the non-default encoder-side
+        parameters that are not local paths, e.g. ``semantic-gan:level=2:seed=5``."""
+        keys = [k for k, p in self.params.items() if p.side == "encoder" and not p.local
+                and (k == self.quality_param or self.config[k] != p.default)]
+        return self.name + "".join(f":{k}={self.config[k]}" for k in keys)
+
+    def receiver_config(self) -> dict[str, Any]:
+        """The receiver-side parameters of this instance (what :func:`codecs.decoder_for` takes)."""
+        return {k: self.config[k] for k, p in self.params.items() if p.side == "receiver"}
 
     def encode(self, image: np.ndarray) -> bytes:
         rgb = as_rgb(image)

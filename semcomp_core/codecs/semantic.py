@@ -8,13 +8,21 @@ upsampled (one-hot volume, bilinear, arg-max: smooth class contours), the thumbn
 and the SPADE generator paints the frame. Noise comes from a generator seeded
 with ``seed``, so decoding is deterministic for a given seed.
 
+What the receiver must use travels in the DECODER_PARAMS layer
+(:mod:`semcomp_core.layers.decoder_params`): the encoder's ``seed`` and the id
+of its label table. The receiver checks that its decoder was trained on the
+same label table (:class:`ModelMismatchError` otherwise). ``decoder=`` is the
+receiver's own choice of weights (a receiver-side parameter); ``segmenter=``
+the sender's.
+
 The map factor (1/4 .. 1/32) is recovered from the map and frame sizes, so the
 decoder needs no level; both are checked before anything is decoded, and frames
 above 4096x4096 pixels are refused (memory stays bounded whatever a header says). The seg-map alphabet size must equal the decoder's class count.
 
 Weights: ``segmenter=`` and ``decoder=`` name model folders (config.json +
 model.safetensors); ``default`` loads the shipped ones from
-``semcomp_core/data/weights``.
+``semcomp_core/data/weights``. Containers of format version 1 (no
+DECODER_PARAMS layer) decode with seed 0 and no label-table check.
 """
 from __future__ import annotations
 
@@ -24,8 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from ..bitstream import CodecId, Container, LayerId
-from ..errors import BitstreamError, UsageError
-from ..layers import ColorMapLayer, SegMapLayer, thumbnail, upscale_thumbnail
+from ..errors import BitstreamError, ModelMismatchError, UsageError
+from ..layers import (ColorMapLayer, DecoderParams, DecoderParamsLayer, SegMapLayer, label_table_id, thumbnail,
+                      upscale_thumbnail)
+from ..layers.decoder_params import MAX_SEED
 from ..paths import WEIGHTS_DIR
 from . import register_codec
 from .base import Codec, Param
@@ -82,10 +92,12 @@ class SemanticGanCodec(Codec):
         "level": Param(resolve_level, DEFAULT_LEVEL,
                        "quality level 0..4 or xs/s/m/l/xl (about 100..600 bytes per 480x360 frame)", low=0,
                        high=len(LEVELS) - 1),
-        "seed": Param(int, 0, "noise seed of the generator (decoding is deterministic per seed)", low=0,
-                      high=2**31 - 1),
-        "segmenter": Param(str, "default", "segmenter model folder, or 'default' for the shipped weights"),
-        "decoder": Param(str, "default", "generator model folder, or 'default' for the shipped weights"),
+        "seed": Param(int, 0, "noise seed of the generator, sent in the container (decoding is deterministic "
+                      "per seed)", low=0, high=MAX_SEED),
+        "segmenter": Param(str, "default", "segmenter model folder, or 'default' for the shipped weights",
+                           local=True),
+        "decoder": Param(str, "default", "receiver: generator model folder, or 'default' for the shipped weights",
+                         side="receiver", local=True),
     }
 
     def __init__(self, device: str = "cpu", **params) -> None:
@@ -128,16 +140,43 @@ class SemanticGanCodec(Codec):
         h, w = image.shape[:2]
         labels = self.segment(image, self.level.map_factor)
         k = self.segmenter.num_classes
+        params = DecoderParamsLayer().encode(DecoderParams(self.label_table(self.segmenter), self.config["seed"]))
         seg = SegMapLayer(num_classes=k).encode(labels)
         tw, th = self.level.thumb
         col = self.colormap_layer.encode(thumbnail(image, min(tw, w), min(th, h)))
-        return CodecId.SEMANTIC_GAN, [(LayerId.SEGMAP, seg), (LayerId.COLORMAP, col)]
+        return CodecId.SEMANTIC_GAN, [(LayerId.DECODER_PARAMS, params), (LayerId.SEGMAP, seg),
+                                      (LayerId.COLORMAP, col)]
+
+    @staticmethod
+    def label_table(model) -> int:
+        """Label-table id of a segmenter's or generator's classes (names from its config when present)."""
+        return label_table_id(model.config.get("class_names"), model.num_classes)
+
+    def decoder_params(self, container: Container) -> DecoderParams:
+        """The container's decoder parameters, checked against this receiver's decoder.
+
+        Version-1 containers carry none: seed 0, label table unchecked. ModelMismatchError when the
+        container's label table is not the one the decoder was trained on."""
+        gen = self.generator
+        mine = self.label_table(gen)
+        if container.version < 2 and all(lid != LayerId.DECODER_PARAMS for lid, _ in container.layers):
+            return DecoderParams(mine, 0)
+        params = DecoderParamsLayer().decode(container.layer(LayerId.DECODER_PARAMS))
+        if params.label_table != mine:
+            names = gen.config.get("class_names")
+            table = f"{gen.num_classes} classes" + (f" ({', '.join(names[:4])}, ...)" if names else "")
+            raise ModelMismatchError(
+                f"container's label table {params.label_table:#06x} is not the one decoder "
+                f"{self.config['decoder']!r} was trained on ({mine:#06x}: {table}); decode with a decoder "
+                f"trained for the encoder's segmenter (decoder_options decoder=DIR)")
+        return params
 
     # -- decoder ------------------------------------------------------------------------
     def decode_container(self, container: Container) -> np.ndarray:
         H, W = container.height, container.width
         if H * W > MAX_RENDER_PIXELS:
             raise BitstreamError(f"frame {W}x{H} larger than this decoder renders ({MAX_RENDER_PIXELS} pixels)")
+        params = self.decoder_params(container)
         seg_payload = container.layer(LayerId.SEGMAP)
         factor = map_factor_from_shape(*SegMapLayer.peek_shape(seg_payload), H, W)  # before any decoding
         labels = self.segmap_layer.decode(seg_payload, max_shape=(H, W))
@@ -146,16 +185,17 @@ class SemanticGanCodec(Codec):
         if int(labels.max()) >= k:
             raise BitstreamError(f"seg-map label {int(labels.max())} outside the decoder's {k} classes")
         thumb = ColorMapLayer().decode(container.layer(LayerId.COLORMAP))
-        return self.render(labels, factor, thumb, H, W)
+        return self.render(labels, factor, thumb, H, W, params.seed)
 
-    def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int) -> np.ndarray:
+    def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
+               seed: int = 0) -> np.ndarray:
         """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8."""
         import torch
 
         onehot, color = conditioning(labels, factor, thumb, H, W, self.generator.num_classes)
         gen = self.generator
         with torch.inference_mode():
-            noise = make_noise(gen, onehot.shape, self.config["seed"])
+            noise = make_noise(gen, onehot.shape, seed)
             nhwc = dict(device=self.device, memory_format=torch.channels_last)
             out = gen(onehot.to(**nhwc), color.to(**nhwc), None if noise is None else noise.to(**nhwc))
         out = ((out[0, :, :H, :W].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

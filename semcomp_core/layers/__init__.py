@@ -1,8 +1,9 @@
 """Semantic layers behind one registry (names -> Layer classes, fixed layer ids)."""
 from .base import LAYERS, Layer, register_layer
 from .colormap import ColorMapLayer
+from .decoder_params import DecoderParams, DecoderParamsLayer, label_table_id
 from .scale import downscale_labels, map_shape, thumbnail, upscale_labels, upscale_thumbnail
 from .segmap import SegMapLayer
 
-__all__ = ["LAYERS", "Layer", "register_layer", "ColorMapLayer", "SegMapLayer", "downscale_labels",
+__all__ = ["LAYERS", "Layer", "register_layer", "ColorMapLayer", "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels",
            "map_shape", "thumbnail", "upscale_labels", "upscale_thumbnail"]

@@ -2,13 +2,18 @@
 
 ``DecoderStage`` turns a semcomp bitstream (a CompressedImage with format
 ``semcomp/<codec>``, or bytes plus a header) into an RGB array. The codec is
-found from the container header alone (its codec id; one instance per codec,
-built on first use and rebuilt only when the device changes), so any codec the encoder runs --
-baselines and semantic codecs alike -- comes through the same path.
+found from the container header alone through :func:`semcomp_core.codecs.decoder_for`
+-- the receiver path ``semcomp decode`` and the benchmark use too -- with the
+stage's ``decoder_options`` (the receiver's own configuration, e.g.
+``decoder=/models/gan``); everything the encoder chose (level, seed) comes from
+the container. Any codec the encoder runs -- baselines and semantic codecs
+alike -- comes through the same path.
 
 Bad input never raises: a foreign ``format`` or an oversized frame counts as
-``rejected``, a BitstreamError as ``corrupt``, anything else as ``errors``;
-the reason is kept in :attr:`DecoderStage.last_error` and ``None`` returned.
+``rejected``, a container made for another label table than the decoder's as
+``mismatch``, any other BitstreamError as ``corrupt``, anything else as
+``errors``; the reason is kept in :attr:`DecoderStage.last_error` and ``None``
+returned.
 """
 from __future__ import annotations
 
@@ -19,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..bitstream import unpack
-from ..codecs import Codec, codec_class_for_id
+from ..codecs import decoder_for, parse_receiver_options
 from ..devices import check_device
-from ..errors import BitstreamError, UsageError
+from ..errors import BitstreamError, ModelMismatchError, UsageError
 from ..rosbag.messages import FORMAT_PREFIX, as_bytes
 from .encoder_stage import _where
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
@@ -45,32 +50,30 @@ class DecoderStage:
     16384 x 16384).
     """
 
-    def __init__(self, device: str = "cpu", *, max_pixels: int = 0, window: int = 1000) -> None:
+    def __init__(self, device: str = "cpu", *, max_pixels: int = 0, decoder_options: str = "",
+                 window: int = 1000) -> None:
         self.device = check_device(device)
         self.max_pixels = int(max_pixels)
-        self.counters = Counters("received", "decoded", "rejected", "corrupt", "errors")
+        self.decoder_options = str(decoder_options or "")
+        self._receiver = parse_receiver_options(self.decoder_options)
+        self.counters = Counters("received", "decoded", "rejected", "corrupt", "mismatch", "errors")
         self.decode_ms = RollingWindow(window)
         self.rate = RateMeter()
         self.last_error = ""
         self.last_format = ""
-        self._decoders: dict[int, Codec] = {}
 
-    def _decoder(self, codec_id: int) -> Codec:
-        """The codec instance for ``codec_id`` on this device, built on first use."""
-        codec = self._decoders.get(codec_id)
-        if codec is None:
-            codec = self._decoders[codec_id] = codec_class_for_id(codec_id)(device=self.device)
-        return codec
-
-    def configure(self, device: str | None = None, max_pixels: int | None = None) -> None:
-        """Change device or size limit (UsageError if invalid; nothing changes then)."""
-        if device is not None and device != self.device:
-            self.device = check_device(device)
-            self._decoders.clear()
+    def configure(self, device: str | None = None, max_pixels: int | None = None,
+                  decoder_options: str | None = None) -> None:
+        """Change device, size limit or receiver options (UsageError if invalid; nothing changes then)."""
+        dev = check_device(device) if device is not None else self.device
+        if max_pixels is not None and int(max_pixels) < 0:
+            raise UsageError(f"max_pixels must be >= 0, got {max_pixels}")
+        receiver = parse_receiver_options(decoder_options) if decoder_options is not None else self._receiver
+        self.device = dev
         if max_pixels is not None:
-            if int(max_pixels) < 0:
-                raise UsageError(f"max_pixels must be >= 0, got {max_pixels}")
             self.max_pixels = int(max_pixels)
+        if decoder_options is not None:
+            self.decoder_options, self._receiver = str(decoder_options), receiver
 
     # -- per frame -----------------------------------------------------------------------
     def decode_msg(self, msg: Any) -> DecodedFrame | None:
@@ -92,7 +95,10 @@ class DecoderStage:
             if self.max_pixels and pixels > self.max_pixels:
                 return self._fail("rejected", f"frame {_where(header)} is {container.width}x{container.height}, "
                                               f"over max_pixels={self.max_pixels}")
-            image = np.ascontiguousarray(self._decoder(container.codec_id).reconstruct(container))
+            codec = decoder_for(container, self.device, self._receiver)
+            image = np.ascontiguousarray(codec.reconstruct(container))
+        except ModelMismatchError as exc:
+            return self._fail("mismatch", f"frame {_where(header)} was made for other models: {exc}")
         except BitstreamError as exc:
             return self._fail("corrupt", f"corrupt bitstream on frame {_where(header)} "
                                          f"({len(data)} bytes): {exc}")
@@ -113,7 +119,8 @@ class DecoderStage:
     def diagnostics(self, name: str = "semcomp decoder") -> DiagnosticReport:
         fps, bytes_per_s = self.rate.rates()
         c = self.counters
-        level, message = c.status(("rejected", "corrupt", "errors"), "could not be decoded", self.last_error,
+        level, message = c.status(("rejected", "corrupt", "mismatch", "errors"), "could not be decoded",
+                                  self.last_error,
                                   "received", "waiting for bitstreams",
                                   f"decoding {self.last_format or 'semcomp'} on {self.device}")
         return DiagnosticReport(name, level, message, {
@@ -123,7 +130,9 @@ class DecoderStage:
             "frames_decoded": str(c["decoded"]),
             "frames_rejected": str(c["rejected"]),
             "frames_corrupt": str(c["corrupt"]),
+            "frames_model_mismatch": str(c["mismatch"]),
             "frames_failed": str(c["errors"]),
+            "decoder_options": self.decoder_options or "-",
             "fps": fmt(fps),
             "bitrate_kbps": fmt(bytes_per_s * 8 / 1e3),
             "decode_ms_p50": fmt(self.decode_ms.percentile(50)),
