@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import csv
+import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from semcomp_core.errors import UsageError
-from semcomp_core.pipeline import BenchmarkStage, DecoderStage, EncoderStage, RateMeter, build_codec
+from semcomp_core.pipeline import (BenchmarkStage, DecoderStage, EncoderStage, RateMeter, build_codec,
+                                   codec_param_resets, validate_codec)
+from semcomp_core.pipeline.benchmark_stage import PSNR_CAP_DB
 
 S = 1_000_000_000  # ns per second
 
@@ -74,7 +78,8 @@ def test_encoder_counts_bad_frames_and_keeps_going(frame):
     assert stage.encode(np.zeros((4, 4), np.uint8), header(7)) is None
     good = stage.encode_msg(image_msg(frame, 8 * S))
     assert good is not None and good.header.stamp.sec == 8
-    assert dict(stage.counters) == {"received": 4, "encoded": 1, "rejected": 3, "errors": 0}
+    assert dict(stage.counters) == {"received": 4, "encoded": 1, "rejected": 3, "errors": 0, "rebuilds": 0,
+                                    "rebuild_failures": 0}
     report = stage.diagnostics()
     assert report.level == "WARN" and report.values["frames_rejected"] == "3"
     assert stage.diagnostics().level == "OK"  # nothing new since the last report
@@ -144,7 +149,8 @@ def test_benchmark_pairs_by_stamp_in_any_order_and_measures_latency(frame, tmp_p
     stage.add_bitstream(header(t), e.data, e.format, recv_ns=t + 15_000_000)
     row = stage.add_original(header(t), frame, recv_ns=t + 5_000_000)
     assert row is not None
-    assert row["latency_ms"] == pytest.approx(30.0)
+    assert row["latency_ms"] == pytest.approx(25.0)  # reconstruction receipt - original receipt
+    assert row["stamp_latency_ms"] == pytest.approx(30.0)  # reconstruction receipt - stamp
     assert row["original_latency_ms"] == pytest.approx(5.0)
     assert row["encode_stage_ms"] == pytest.approx(10.0)
     assert row["decode_stage_ms"] == pytest.approx(15.0)
@@ -199,7 +205,7 @@ def test_benchmark_quality_every_skips_fidelity_but_not_rate(frame):
         rows.append(stage.add_reconstruction(header(i), frame, recv_ns=i + 20))
     assert [("psnr" in r) for r in rows] == [True, False, True, False]
     assert all("ms_ssim" not in r for r in rows)
-    assert all(r["latency_ms"] == pytest.approx(20 / 1e6) for r in rows)
+    assert all(r["latency_ms"] == pytest.approx(10 / 1e6) for r in rows)
 
 
 def test_benchmark_semantic_metric_with_a_segmenter(frame):
@@ -209,7 +215,8 @@ def test_benchmark_semantic_metric_with_a_segmenter(frame):
     stage = BenchmarkStage(None, segmenter=segmenter, num_classes=2)
     stage.add_original(header(1), frame)
     row = stage.add_reconstruction(header(1), frame)
-    assert row["miou_recon_vs_orig"] == pytest.approx(1.0)
+    assert row["frame_miou_recon_vs_orig"] == pytest.approx(1.0)
+    assert "miou_recon_vs_orig" not in row
 
 
 def test_benchmark_csv_is_written_on_close_with_summary(frame, tmp_path):
@@ -219,7 +226,7 @@ def test_benchmark_csv_is_written_on_close_with_summary(frame, tmp_path):
         stage.add_original(header(i * S), frame, recv_ns=i * S + 1_000_000)
         stage.add_bitstream(header(i * S), EncoderStage("jpeg").encode(frame, header(i)).data, "semcomp/jpeg",
                             recv_ns=i * S + 2_000_000)
-        stage.add_reconstruction(header(i * S), frame, recv_ns=i * S + (i + 3) * 1_000_000)
+        stage.add_reconstruction(header(i * S), frame, recv_ns=i * S + (i + 4) * 1_000_000)
     stage.add_original(header(99 * S), frame)  # never reconstructed
     assert not path.exists() and stage.part_path.exists()
     assert stage.close() == path
@@ -251,3 +258,227 @@ def test_rate_meter_over_window():
     fps, bytes_per_s = meter.rates(now_ns=S)
     assert fps == pytest.approx(10.0) and bytes_per_s == pytest.approx(10_000.0)
     assert meter.rates(now_ns=10 * S) == (0.0, 0.0)  # all events aged out
+
+
+# -- codec switching (issue 8) --------------------------------------------------------------
+def test_codec_param_resets_rule():
+    current = {"codec": "jpeg", "quality": 90, "codec_options": "", "device": "cpu"}
+    # codec alone: quality (and options when set) belonged to the previous codec
+    assert codec_param_resets(current, {"codec": "bpg"}) == {"quality": -1}
+    assert codec_param_resets(dict(current, codec_options="impl=x265"), {"codec": "bpg:q=45"}) == {
+        "quality": -1, "codec_options": ""}
+    # the same codec value, or a call that sets quality/options as well: nothing reset
+    assert codec_param_resets(current, {"codec": "jpeg"}) == {}
+    assert codec_param_resets(current, {"codec": "bpg", "quality": 40}) == {}
+    assert codec_param_resets(current, {"codec": "bpg", "codec_options": "impl=x265"}) == {}
+    assert codec_param_resets(current, {"quality": 30}) == {}
+    assert codec_param_resets(dict(current, quality=-1), {"codec": "webp"}) == {}  # already defaults
+
+
+def test_validate_codec_is_cheap_and_names_the_problem():
+    assert validate_codec("bpg:q=45") == "bpg:q=45"
+    assert validate_codec("bpg:q=45", 30, "cpu", "impl=x265") == "bpg:q=30:impl=x265"  # quality wins
+    assert validate_codec("jpeg:quality=20", -1, "cpu", "quality=30") == "jpeg:quality=30"  # options win
+    with pytest.raises(UsageError, match=r"q=90 outside \[0, 51\]"):
+        validate_codec("bpg", 90)
+    with pytest.raises(UsageError, match="nope"):
+        validate_codec("nope")
+    with pytest.raises(UsageError, match="colour"):
+        validate_codec("jpeg", -1, "cpu", "colour=blue")
+    with pytest.raises(UsageError, match="device"):
+        validate_codec("jpeg", -1, "gpu")
+    # semantic-gan settings are checked without loading a model: a missing model folder is only
+    # found when building (in the background), a bad level at once
+    with pytest.raises(UsageError, match="level"):
+        validate_codec("semantic-gan:level=99")
+    t0 = time.perf_counter()
+    validate_codec("semantic-gan:segmenter=/no/such/folder")
+    assert time.perf_counter() - t0 < 0.05
+
+
+def test_spec_in_codec_and_quality_build_the_same_codec():
+    assert build_codec("bpg:q=45").label().startswith("bpg:q=45")
+    assert build_codec("bpg:q=45", 40).label().startswith("bpg:q=40")
+    assert EncoderStage("jpeg:quality=20").format == "semcomp/jpeg:quality=20"
+
+
+def test_background_rebuild_keeps_encoding_with_old_codec_until_ready(frame):
+    gate = threading.Event()
+    built = []
+
+    def slow_builder(*key):
+        gate.wait(5)
+        built.append(key)
+        return build_codec(*key)
+
+    logs = []
+    stage = EncoderStage("jpeg", quality=30, builder=slow_builder, log=lambda lvl, text: logs.append((lvl, text)))
+    t0 = time.perf_counter()
+    assert stage.request("webp", 50) is True
+    assert time.perf_counter() - t0 < 0.1  # returns at once: the build runs in a thread
+    assert stage.pending is not None
+    # frames keep flowing with the running codec meanwhile
+    for i in range(3):
+        out = stage.encode(frame, header(i))
+        assert out is not None and out.format == "semcomp/jpeg:quality=30"
+    assert stage.diagnostics().values["codec_pending"].startswith("webp|50")
+    gate.set()
+    assert stage.wait(5)
+    assert stage.encode(frame, header(9)).format == "semcomp/webp:quality=50"
+    assert stage.counters["rebuilds"] == 1 and stage.pending is None
+    assert logs and logs[-1][0] == "info" and "webp:quality=50" in logs[-1][1]
+
+
+def test_background_requests_are_coalesced_to_the_latest(frame):
+    gate = threading.Event()
+    built = []
+
+    def slow_builder(*key):
+        gate.wait(5)
+        built.append(key[0])
+        return build_codec(*key)
+
+    stage = EncoderStage("jpeg", builder=slow_builder)
+    stage.request("webp")
+    stage.request("bpg", 40)
+    stage.request("jpeg", 70)
+    gate.set()
+    assert stage.wait(5)
+    assert stage.format == "semcomp/jpeg:quality=70"
+    assert built[-1] == "jpeg" and "bpg" not in built  # the middle request was never built
+    assert stage.request("jpeg", 70) is False  # already running
+
+
+def test_failed_background_build_keeps_old_codec_and_is_counted(frame):
+    def failing_builder(*key):
+        raise RuntimeError("weights missing")
+
+    logs = []
+    stage = EncoderStage("jpeg", quality=30, builder=failing_builder, log=lambda lvl, text: logs.append((lvl, text)))
+    assert stage.request("webp")
+    assert stage.wait(5)
+    assert stage.format == "semcomp/jpeg:quality=30"
+    assert stage.encode(frame, header(1)) is not None
+    assert stage.counters["rebuild_failures"] == 1 and "weights missing" in stage.last_rebuild_error
+    assert logs[-1][0] == "error" and "still encoding with jpeg:quality=30" in logs[-1][1]
+    report = stage.diagnostics()
+    assert report.level == "WARN" and "rebuild" in report.message
+    assert report.values["codec_rebuild_failures"] == "1"
+    # invalid settings never reach the builder: refused at once, nothing changes
+    with pytest.raises(UsageError):
+        stage.request("jpeg", 99)
+    assert stage.counters["rebuild_failures"] == 1 and stage.pending is None
+
+
+def test_default_builder_warms_up_models_before_swapping(frame):
+    stage = EncoderStage("jpeg")
+    assert stage.request("semantic-gan:segmenter=/no/such/folder")
+    assert stage.wait(30)
+    # the folder is only opened by the warm-up encode: the failure is found in the background
+    assert stage.counters["rebuild_failures"] == 1 and stage.format.startswith("semcomp/jpeg")
+
+
+# -- benchmark: latency, semantic summary, errors (issue 8) ---------------------------------------
+def test_benchmark_without_stamp_latency_reports_receipt_based_latency_only(frame):
+    stage = BenchmarkStage(None, stamp_latency=False)
+    t = 5 * S  # a replayed bag: stamps are hours before the receipt times
+    stage.add_original(header(t), frame, recv_ns=t + 3600 * S)
+    stage.add_bitstream(header(t), EncoderStage("jpeg").encode(frame, header(t)).data, "semcomp/jpeg",
+                        recv_ns=t + 3600 * S + 4_000_000)
+    row = stage.add_reconstruction(header(t), frame, recv_ns=t + 3600 * S + 10_000_000)
+    assert row["latency_ms"] == pytest.approx(10.0)
+    assert row["encode_stage_ms"] == pytest.approx(4.0) and row["decode_stage_ms"] == pytest.approx(6.0)
+    assert "stamp_latency_ms" not in row and "original_latency_ms" not in row
+
+
+def test_benchmark_late_bitstream_is_counted_and_reported(frame):
+    stage = BenchmarkStage(None)
+    data = EncoderStage("jpeg").encode(frame, header(5)).data
+    stage.add_original(header(5), frame)
+    assert stage.add_reconstruction(header(5), frame) is not None
+    stage.add_bitstream(header(5), data, "semcomp/jpeg")  # after its frame was scored
+    assert stage.counters["late_bitstreams"] == 1
+    assert stage.diagnostics().values["late_bitstreams"] == "1"
+
+
+def test_benchmark_miou_is_dataset_level_from_summed_confusion(frame, tmp_path):
+    """Frame A: one pixel of class 1 lost (per-frame mIoU 0.5); frame B: perfect (1.0).
+    The mean of per-frame mIoUs would be 0.75; summed matrices give the dataset value."""
+    h, w = frame.shape[:2]
+    seg_a = np.zeros((h, w), np.uint8)
+    seg_a[0, 0] = 1
+    seg_b = np.zeros((h, w), np.uint8)
+    seg_b[:, : w // 2] = 1
+    by_key = {}
+
+    def segmenter(img):
+        return by_key[int(img[0, 0, 0]), int(img[0, 0, 1])]
+
+    orig_a, recon_a, orig_b = frame.copy(), frame.copy(), frame.copy()
+    orig_a[0, 0, :2], recon_a[0, 0, :2], orig_b[0, 0, :2] = (1, 1), (2, 2), (3, 3)
+    by_key[(1, 1)], by_key[(2, 2)], by_key[(3, 3)] = seg_a, np.zeros((h, w), np.uint8), seg_b
+    stage = BenchmarkStage(tmp_path / "m.csv", segmenter=segmenter, num_classes=2, compute_ms_ssim=False)
+    stage.add_original(header(1), orig_a)
+    row_a = stage.add_reconstruction(header(1), recon_a)
+    stage.add_original(header(2), orig_b)
+    row_b = stage.add_reconstruction(header(2), orig_b)
+    assert row_a["frame_miou_recon_vs_orig"] == pytest.approx(0.5, abs=1e-3)
+    assert row_b["frame_miou_recon_vs_orig"] == pytest.approx(1.0)
+    # class 0: (n - 1 + n/2) / (n + n/2) ; class 1: (n/2) / (n/2 + 1)
+    n = h * w
+    expected = ((n - 1 + n / 2) / (n + n / 2) + (n / 2) / (n / 2 + 1)) / 2
+    assert stage.summary()["miou_recon_vs_orig"] == pytest.approx(expected)
+    assert expected != pytest.approx(0.75)
+    assert stage.diagnostics().values["miou_recon_vs_orig"] == f"{expected:.4f}"
+    stage.close()
+    header_line = stage.csv_path.read_text().splitlines()[0]
+    assert "frame_miou_recon_vs_orig" in header_line.split(",")
+    with open(stage.summary_path, newline="") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert float(summary["miou_recon_vs_orig"]) == pytest.approx(expected)
+    assert "frame_miou_recon_vs_orig_mean" not in summary
+
+
+def test_benchmark_counts_lossless_frames_at_the_psnr_cap(frame, tmp_path):
+    stage = BenchmarkStage(tmp_path / "p.csv", compute_ms_ssim=False)
+    noisy = frame.copy()
+    noisy[0, 0] ^= 0xFF
+    stage.add_original(header(1), frame)
+    lossy = stage.add_reconstruction(header(1), noisy)["psnr"]
+    stage.add_original(header(2), frame)
+    assert stage.add_reconstruction(header(2), frame)["psnr"] == float("inf")  # per frame: the truth
+    expected = (min(lossy, PSNR_CAP_DB) + PSNR_CAP_DB) / 2
+    assert PSNR_CAP_DB == 100.0
+    assert stage.summary()["psnr_mean"] == pytest.approx(expected)  # live window
+    stage.close()
+    with open(stage.summary_path, newline="") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert float(summary["psnr_mean"]) == pytest.approx(expected)  # whole run, from the CSV
+    assert float(summary["psnr_cap_db"]) == PSNR_CAP_DB
+
+
+def test_benchmark_survives_segmenter_and_csv_errors(frame, tmp_path):
+    calls = []
+
+    def flaky(img):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return np.zeros(img.shape[:2], np.uint8)
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")
+    stage = BenchmarkStage(blocker / "bench.csv", segmenter=flaky, num_classes=2, compute_ms_ssim=False)
+    stage.add_original(header(1), frame)
+    row = stage.add_reconstruction(header(1), frame)
+    assert row is not None and "psnr" in row and "frame_miou_recon_vs_orig" not in row
+    assert stage.counters["segmenter_errors"] == 1
+    assert stage.counters["csv_errors"] == 1 and "cannot write" in stage.last_error  # the CSV folder cannot be created
+    stage.add_original(header(2), frame)
+    row = stage.add_reconstruction(header(2), frame)
+    assert row["frame_miou_recon_vs_orig"] == pytest.approx(1.0) and stage.counters["paired"] == 2
+    report = stage.diagnostics()
+    assert report.level == "WARN"
+    assert (report.values["segmenter_errors"], report.values["csv_errors"]) == ("1", "2")
+    assert stage.close() is None  # cannot write: counted, no exception
+    assert stage.counters["csv_errors"] == 3

@@ -4,7 +4,9 @@ The rclpy nodes in ``semcomp_ros`` only wire topics, parameters, QoS and
 timers to these classes, so everything that happens to a frame is testable
 without ROS (``test/test_pipeline_stages.py``):
 
-* :class:`EncoderStage` -- Image message / RGB array -> semcomp container;
+* :class:`EncoderStage` -- Image message / RGB array -> semcomp container; codec
+  changes validated at once and built in the background (:func:`codec_param_resets`
+  is the node's codec-switch rule);
 * :class:`DecoderStage` -- container -> RGB array, for any codec id;
 * :class:`BenchmarkStage` -- pairs originals and reconstructions by stamp,
   scores rate, fidelity and latency, streams a CSV;
@@ -15,8 +17,10 @@ headers pass through untouched.
 """
 from .benchmark_stage import BenchmarkStage
 from .decoder_stage import DecodedFrame, DecoderStage, check_device
-from .encoder_stage import EncodedFrame, EncoderStage, build_codec
+from .encoder_stage import (CODEC_PARAM_DEFAULTS, EncodedFrame, EncoderStage, build_and_warm_up, build_codec,
+                            codec_param_resets, resolve_codec, validate_codec, warm_up, wire_format)
 from .stats import LEVELS, Counters, DiagnosticReport, RateMeter, RollingWindow
 
-__all__ = ["BenchmarkStage", "Counters", "DecodedFrame", "DecoderStage", "DiagnosticReport", "EncodedFrame",
-           "EncoderStage", "LEVELS", "RateMeter", "RollingWindow", "build_codec", "check_device"]
+__all__ = ["BenchmarkStage", "CODEC_PARAM_DEFAULTS", "Counters", "DecodedFrame", "DecoderStage", "DiagnosticReport",
+           "EncodedFrame", "EncoderStage", "LEVELS", "RateMeter", "RollingWindow", "build_and_warm_up", "build_codec",
+           "check_device", "codec_param_resets", "resolve_codec", "validate_codec", "warm_up", "wire_format"]
