@@ -19,10 +19,13 @@ Launch the semcomp pipeline: encoder, optionally decoder and benchmark.
     ros2 launch semcomp_ros pipeline.launch.py camera_topic:=/cam/front start_benchmark:=true
 
 Parameters come from ``params_file`` (default: the installed
-config/semcomp.yaml); arguments left empty keep the file's values, arguments
-given override them on every node they concern. Topics follow the camera
-topic: ``<camera_topic>/semcomp`` (bitstream) and
-``<camera_topic>/semcomp/reconstructed``.
+config/semcomp.yaml); arguments left empty (the default for all but the
+start_* switches) keep the file's values, arguments given override them on
+every node they concern. Topics follow the camera topic: when
+``camera_topic`` is given, the encoder reads it, the decoder reads
+``<camera_topic>/semcomp`` and the benchmark compares ``<camera_topic>`` with
+``<camera_topic>/semcomp/reconstructed``; when it is empty, every node keeps
+the topics of the parameter file.
 """
 
 import os
@@ -54,9 +57,10 @@ def _nodes(context):
         return LaunchConfiguration(name).perform(context)
 
     camera = arg('camera_topic').rstrip('/')
-    bitstream = camera + '/semcomp'
+    bitstream = camera + '/semcomp' if camera else ''
     params_file = arg('params_file')
     quality = int(arg('quality')) if arg('quality') else ''
+    stamp_latency = _flag(arg('stamp_latency')) if arg('stamp_latency') else ''
     common = {'qos_profile': arg('qos_profile')}
     nodes = [Node(
         package=PACKAGE, executable='encoder_node', name='encoder_node', output='screen',
@@ -68,13 +72,15 @@ def _nodes(context):
         nodes.append(Node(
             package=PACKAGE, executable='decoder_node', name='decoder_node', output='screen',
             parameters=[params_file, _given(dict(common, **{
-                'input_topic': bitstream, 'device': arg('device')}))],
+                'input_topic': bitstream, 'device': arg('device'),
+                'decoder_options': arg('decoder_options')}))],
         ))
     if _flag(arg('start_benchmark')):
         nodes.append(Node(
             package=PACKAGE, executable='benchmark_node', name='benchmark_node', output='screen',
             parameters=[params_file, _given(dict(common, **{
-                'original_topic': camera, 'csv_path': arg('csv_path')}))],
+                'original_topic': camera, 'csv_path': arg('csv_path'),
+                'segmenter': arg('segmenter'), 'stamp_latency': stamp_latency}))],
         ))
     return nodes
 
@@ -83,14 +89,16 @@ def generate_launch_description():
     """Declare the arguments and start the nodes they ask for."""
     return LaunchDescription([
         DeclareLaunchArgument(
-            'camera_topic', default_value='/camera/image_raw',
+            'camera_topic', default_value='',
             description='sensor_msgs/Image topic to compress; the bitstream goes to '
                         '<camera_topic>/semcomp, reconstructions to '
-                        '<camera_topic>/semcomp/reconstructed.'),
+                        '<camera_topic>/semcomp/reconstructed. Empty keeps the topics of '
+                        'params_file (/camera/image_raw by default).'),
         DeclareLaunchArgument(
             'codec', default_value='',
-            description='Codec name (jpeg, webp, bpg, semantic-gan, ...: see `semcomp codecs`); '
-                        'empty keeps params_file (semantic-gan by default).'),
+            description='Codec name or spec NAME[:K=V...] (jpeg, webp, bpg:q=45, semantic-gan, '
+                        '...: see `semcomp codecs`); empty keeps params_file (semantic-gan by '
+                        'default).'),
         DeclareLaunchArgument(
             'quality', default_value='',
             description='Codec quality knob (jpeg/webp quality, bpg q); -1 = codec default; '
@@ -116,5 +124,17 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'csv_path', default_value='',
             description='Benchmark CSV path; empty keeps params_file (semcomp_benchmark.csv).'),
+        DeclareLaunchArgument(
+            'decoder_options', default_value='',
+            description='Receiver-side codec parameters of decoder_node, e.g. '
+                        'decoder=/models/gan; empty keeps params_file.'),
+        DeclareLaunchArgument(
+            'segmenter', default_value='',
+            description='Benchmark segmenter for the semantic metric: none, auto, eval, default, '
+                        'a model folder or package.module:factory; empty keeps params_file.'),
+        DeclareLaunchArgument(
+            'stamp_latency', default_value='',
+            description='Benchmark also reports receipt - header stamp (true/false; needs '
+                        'synchronised clocks, false for bag replay); empty keeps params_file.'),
         OpaqueFunction(function=_nodes),
     ])

@@ -23,6 +23,14 @@ decoder and the benchmark node. QoS defaults to ``reliable`` here so that no
 frame is lost between player and nodes (``ros2 bag play`` offers reliable
 unless the bag says otherwise). When the player exits, the launch shuts down
 after ``shutdown_delay`` seconds, so the benchmark node writes its CSV.
+
+Latency: the bag's header stamps are recorded times, so "now - stamp" would
+be wall clock minus recording time. The benchmark node therefore runs with
+``stamp_latency:=false`` and reports ``latency_ms`` = reconstruction receipt -
+original receipt (encoder + transports + decoder, measured on the benchmark
+node's clock) and the per-stage ``encode_stage_ms`` / ``decode_stage_ms``.
+The player runs without ``--clock`` and the nodes on wall time: playback
+``rate`` changes how often frames come, not how latency is measured.
 """
 
 import os
@@ -66,7 +74,7 @@ def generate_launch_description():
     """Declare the arguments, include the pipeline and play the bag."""
     pipeline = os.path.join(get_package_share_directory(PACKAGE), 'launch', 'pipeline.launch.py')
     passed = ('camera_topic', 'codec', 'quality', 'device', 'params_file', 'qos_profile',
-              'csv_path')
+              'csv_path', 'segmenter')
     return LaunchDescription([
         DeclareLaunchArgument('bag', description='rosbag2 folder to play (mcap or sqlite3).'),
         DeclareLaunchArgument('rate', default_value='1.0',
@@ -78,7 +86,8 @@ def generate_launch_description():
         DeclareLaunchArgument('loop', default_value='false',
                               description='Play the bag in a loop (true/false).'),
         DeclareLaunchArgument('codec', default_value='',
-                              description='Codec name; empty keeps params_file.'),
+                              description='Codec name or spec (e.g. bpg:q=45); empty keeps '
+                                          'params_file.'),
         DeclareLaunchArgument('quality', default_value='',
                               description='Codec quality knob; empty keeps params_file.'),
         DeclareLaunchArgument('device', default_value='',
@@ -93,6 +102,10 @@ def generate_launch_description():
                                           'lost), sensor_data or system_default.'),
         DeclareLaunchArgument('csv_path', default_value='semcomp_benchmark.csv',
                               description='Benchmark CSV written on shutdown.'),
+        DeclareLaunchArgument('segmenter', default_value='',
+                              description='Benchmark segmenter (none, auto, eval, default, a '
+                                          'model folder, package.module:factory); empty keeps '
+                                          'params_file.'),
         DeclareLaunchArgument('start_delay', default_value='3.0',
                               description='Seconds to wait before playing the bag.'),
         DeclareLaunchArgument('shutdown_delay', default_value='2.0',
@@ -101,7 +114,8 @@ def generate_launch_description():
             PythonLaunchDescriptionSource(pipeline),
             launch_arguments=dict(
                 {name: LaunchConfiguration(name) for name in passed},
-                start_decoder='true', start_benchmark='true').items(),
+                start_decoder='true', start_benchmark='true',
+                stamp_latency='false').items(),
         ),
         OpaqueFunction(function=_player),
     ])

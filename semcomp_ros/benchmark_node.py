@@ -18,38 +18,29 @@ benchmark_node: score a running semcomp pipeline live.
 Subscribes the original images (``original_topic``), the reconstructions
 (``<original_topic>/semcomp/reconstructed``) and the bitstreams
 (``<original_topic>/semcomp``, for bytes and bpp), pairs frames by header
-stamp and computes rate, PSNR, MS-SSIM, optional semantic agreement and
-latency (now - header stamp at receipt, plus per-stage differences measured
-with this node's clock). Publishes diagnostic_msgs/DiagnosticArray on
-/diagnostics every ``diagnostics_period`` seconds (bitrate, fps, latency
-p50/p95, dropped/corrupt counts) and writes ``csv_path`` plus a summary CSV
-on shutdown. All the per-frame work is in
+stamp and computes rate, PSNR, MS-SSIM, optional semantic agreement
+(``segmenter``: none, auto, eval, default, a model folder or
+package.module:factory) and latency: ``latency_ms`` = reconstruction receipt -
+original receipt and the per-stage ``encode_stage_ms`` / ``decode_stage_ms``,
+all on this node's clock (meaningful for bag replay too), plus
+``stamp_latency_ms`` = receipt - header stamp when ``stamp_latency`` is true
+(live cameras with synchronised clocks). Segmenter and CSV failures are
+counted and warned about; the node keeps running. Publishes
+diagnostic_msgs/DiagnosticArray on /diagnostics every ``diagnostics_period``
+seconds (bitrate, fps, latency p50/p95, dropped/corrupt/late counts) and
+writes ``csv_path`` plus a summary CSV on shutdown. All the per-frame work is in
 ``semcomp_core.pipeline.BenchmarkStage``.
 """
 
-import importlib
-
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from semcomp_core.models.segment import open_segmenter
 from semcomp_core.pipeline import BenchmarkStage
 from sensor_msgs.msg import CompressedImage, Image
 
-from .node_runtime import create_diagnostics_publisher, diagnostic_array, run_node
+from .node_runtime import create_diagnostics_publisher, diagnostic_array, hardware_id, run_node
 from .params import BENCHMARK_PARAMS, declare_all, validate_changes
 from .qos import create_image_subscription
-
-
-def load_segmenter(spec, device):
-    """Return ``(segmenter, num_classes)`` from a ``package.module:factory`` spec."""
-    module_name, sep, attr = spec.partition(':')
-    if not sep or not module_name or not attr:
-        raise ValueError(f'segmenter must look like package.module:factory, got {spec!r}')
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f'cannot load segmenter {spec!r}: {exc}') from None
-    segmenter, num_classes = factory(device)
-    return segmenter, int(num_classes)
 
 
 class BenchmarkNode(Node):
@@ -61,12 +52,19 @@ class BenchmarkNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_all(self, BENCHMARK_PARAMS)
         p = self.params
-        segmenter = num_classes = None
-        if p['segmenter']:
-            segmenter, num_classes = load_segmenter(p['segmenter'], p['device'])
+        # none/'' -> None; auto -> the shipped evaluation U-Net if installed; UsageError (exit 2)
+        # for a spec that cannot be loaded
+        segmenter = open_segmenter(p['segmenter'], p['device'], auto='eval')
+        if segmenter is not None:
+            self.get_logger().info(
+                f'semantic metric with segmenter {p["segmenter"]!r} '
+                f'({segmenter.num_classes} classes) on {p["device"]}')
         self.stage = BenchmarkStage(
             p['csv_path'] or None, max_pending=p['max_pending'], quality_every=p['quality_every'],
-            compute_ms_ssim=p['compute_ms_ssim'], segmenter=segmenter, num_classes=num_classes)
+            compute_ms_ssim=p['compute_ms_ssim'], segmenter=segmenter,
+            num_classes=None if segmenter is None else segmenter.num_classes,
+            stamp_latency=p['stamp_latency'])
+        self.hardware_id = hardware_id(p['original_topic'])
         base = p['original_topic'].rstrip('/')
         recon_topic = p['reconstructed_topic'] or base + '/semcomp/reconstructed'
         bits_topic = p['bitstream_topic'] or base + '/semcomp'
@@ -121,12 +119,14 @@ class BenchmarkNode(Node):
 
     def _publish_diagnostics(self):
         self.diagnostics.publish(diagnostic_array(
-            self, [self.stage.diagnostics('benchmark')], self.params['device']))
+            self, [self.stage.diagnostics('benchmark')], self.hardware_id))
 
     def close(self):
         """Write the CSV files (called once on shutdown)."""
         path = self.stage.close()
-        if path is not None:
+        if path is None and self.stage.counters['csv_errors']:
+            self.get_logger().error(self.stage.last_error)
+        elif path is not None:
             paired = self.stage.counters['paired']
             self.get_logger().info(
                 f'wrote {path} ({paired} frame pairs) and {self.stage.summary_path}')

@@ -19,7 +19,8 @@ Subscribes ``input_topic`` (default ``/camera/image_raw/semcomp``), publishes
 the reconstruction on ``<input_topic>/reconstructed`` (or ``output_topic``)
 with the header of the bitstream message -- the camera's original stamp and
 frame_id. The codec is found from the container header, so one decoder serves
-every codec. Corrupt or foreign messages give a throttled warning and a
+every codec; ``decoder_options`` (live-settable) holds the receiver's own codec
+parameters, e.g. ``decoder=/models/gan``. Corrupt or foreign messages give a throttled warning and a
 counter on /diagnostics; the node keeps running.
 """
 
@@ -28,7 +29,8 @@ from rclpy.node import Node
 from semcomp_core.pipeline import DecoderStage
 from sensor_msgs.msg import CompressedImage, Image
 
-from .node_runtime import as_uint8_array, create_diagnostics_publisher, diagnostic_array, run_node
+from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnostic_array,
+                           hardware_id, run_node)
 from .params import declare_all, DECODER_PARAMS, validate_changes
 from .qos import create_image_publisher, create_image_subscription
 
@@ -42,7 +44,9 @@ class DecoderNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_all(self, DECODER_PARAMS)
         p = self.params
-        self.stage = DecoderStage(p['device'], max_pixels=p['max_pixels'])
+        self.stage = DecoderStage(p['device'], max_pixels=p['max_pixels'],
+                                  decoder_options=p['decoder_options'])
+        self.hardware_id = hardware_id(p['input_topic'])
         output = p['output_topic'] or p['input_topic'].rstrip('/') + '/reconstructed'
         self.publisher = create_image_publisher(
             self, Image, output, p['qos_profile'], p['qos_depth'])
@@ -74,7 +78,8 @@ class DecoderNode(Node):
         try:
             changes = validate_changes(DECODER_PARAMS, params)
             self.stage.configure(
-                device=changes.get('device'), max_pixels=changes.get('max_pixels'))
+                device=changes.get('device'), max_pixels=changes.get('max_pixels'),
+                decoder_options=changes.get('decoder_options'))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.params = dict(self.params, **changes)
@@ -82,7 +87,7 @@ class DecoderNode(Node):
 
     def _publish_diagnostics(self):
         self.diagnostics.publish(diagnostic_array(
-            self, [self.stage.diagnostics('decoder')], self.params['device']))
+            self, [self.stage.diagnostics('decoder')], self.hardware_id))
 
     def close(self):
         """Nothing to flush; present for the shared main loop."""

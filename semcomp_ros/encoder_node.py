@@ -17,20 +17,37 @@ encoder_node: sensor_msgs/Image -> semcomp bitstream in sensor_msgs/CompressedIm
 
 Subscribes ``input_topic`` (default ``/camera/image_raw``), publishes on
 ``<input_topic>/semcomp`` (or ``output_topic``) with
-``format = "semcomp/<codec label>"`` and the input header copied unchanged.
-Every codec -- the jpeg/webp/bpg baselines and the semantic codecs -- runs
-through this same node. ``codec``, ``quality``, ``codec_options`` and
-``device`` can be changed at run time (``ros2 param set``); the codec is
-rebuilt once per change, never per frame. Frames that cannot be encoded give
-a throttled warning and a counter on /diagnostics; the node keeps running.
+``format = "semcomp/<codec wire label>"`` and the input header copied
+unchanged. Every codec -- the jpeg/webp/bpg baselines and the semantic
+codecs -- runs through this same node. Frames that cannot be encoded give a
+throttled warning and a counter on /diagnostics; the node keeps running.
+
+Run-time changes of ``codec``, ``quality``, ``codec_options`` and ``device``
+(``ros2 param set``), in three steps:
+
+1. pre-set: a call that changes ``codec`` without setting ``quality`` or
+   ``codec_options`` also resets those two to ``-1`` / ``""`` (logged), as they
+   belong to the previous codec (``semcomp_core.pipeline.codec_param_resets``);
+2. on-set (validation): the merged settings are checked against the codec's
+   declared parameters -- cheap, no model is loaded; a bad value is rejected
+   and nothing changes;
+3. post-set: ``EncoderStage.request`` builds the codec in a background thread;
+   frames keep using the running codec until the new one is ready, a failed
+   build keeps it (``codec_rebuild_failures`` on /diagnostics).
+
+On rclpy without pre-/post-set callbacks (Humble) the reset is applied to the
+codec at once and mirrored into the parameters by a one-shot timer, and the
+background build starts from the on-set callback.
 """
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from semcomp_core.pipeline import EncoderStage
+from rclpy.parameter import Parameter
+from semcomp_core.pipeline import codec_param_resets, EncoderStage, warm_up
 from sensor_msgs.msg import CompressedImage, Image
 
-from .node_runtime import as_uint8_array, create_diagnostics_publisher, diagnostic_array, run_node
+from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnostic_array,
+                           hardware_id, run_node)
 from .params import declare_all, ENCODER_PARAMS, validate_changes
 from .qos import create_image_publisher, create_image_subscription
 
@@ -46,9 +63,12 @@ class EncoderNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_all(self, ENCODER_PARAMS)
         p = self.params
-        self.stage = EncoderStage(p['codec'], p['quality'], p['device'], p['codec_options'])
+        self.stage = EncoderStage(p['codec'], p['quality'], p['device'], p['codec_options'],
+                                  log=self._stage_log)
+        warm_up(self.stage.codec)  # models in memory before the first frame
         self.get_logger().info(
             f'codec {self.stage.label} ({self.stage.codec.implementation}) on {p["device"]}')
+        self.hardware_id = hardware_id(p['input_topic'])
         output = p['output_topic'] or p['input_topic'].rstrip('/') + '/semcomp'
         self.publisher = create_image_publisher(
             self, CompressedImage, output, p['qos_profile'], p['qos_depth'])
@@ -56,7 +76,18 @@ class EncoderNode(Node):
             self, Image, p['input_topic'], self._on_image, p['qos_profile'], p['qos_depth'])
         self.diagnostics = create_diagnostics_publisher(self)
         self.timer = self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
+        self._sync_timer = None
+        self._has_pre_set = hasattr(self, 'add_pre_set_parameters_callback')
+        self._has_post_set = hasattr(self, 'add_post_set_parameters_callback')
+        if self._has_pre_set:
+            self.add_pre_set_parameters_callback(self._pre_set_parameters)
         self.add_on_set_parameters_callback(self._on_parameters)
+        if self._has_post_set:
+            self.add_post_set_parameters_callback(self._post_set_parameters)
+
+    def _stage_log(self, level, text):
+        logger = self.get_logger()
+        (logger.error if level == 'error' else logger.info)(text)
 
     def _on_image(self, msg):
         frame = self.stage.encode_msg(msg)
@@ -70,25 +101,74 @@ class EncoderNode(Node):
         out.data = as_uint8_array(frame.data)
         self.publisher.publish(out)
 
+    # -- parameters ---------------------------------------------------------------------
+    def _resets(self, changes):
+        resets = codec_param_resets(self.params, changes)
+        if resets:
+            self.get_logger().info(
+                f'codec {self.params["codec"]!r} -> {changes["codec"]!r} without quality/'
+                f'codec_options: resetting {", ".join(f"{k}={v!r}" for k, v in resets.items())} '
+                f'(they belonged to the previous codec)')
+        return resets
+
+    def _pre_set_parameters(self, params):
+        changes = {p.name: p.value for p in params}
+        resets = self._resets(changes)
+        return list(params) + [Parameter(k, value=v) for k, v in resets.items()]
+
     def _on_parameters(self, params):
+        resets = {}
         try:
             changes = validate_changes(ENCODER_PARAMS, params)
+            if not self._has_pre_set:
+                resets = self._resets(changes)
+                changes.update(resets)
             merged = dict(self.params, **changes)
             if any(k in changes for k in _CODEC_KEYS):
-                if self.stage.configure(merged['codec'], merged['quality'], merged['device'],
-                                        merged['codec_options']):
-                    self.get_logger().info(f'codec now {self.stage.label}')
+                self.stage.validate(merged['codec'], merged['quality'], merged['device'],
+                                    merged['codec_options'])
         except ValueError as exc:  # includes UsageError from the codec
             return SetParametersResult(successful=False, reason=str(exc))
-        self.params = merged
+        if not self._has_post_set:
+            self._apply(merged, changes)
+            if resets:
+                self._mirror(resets)
         return SetParametersResult(successful=True)
+
+    def _post_set_parameters(self, params):
+        changes = {p.name: p.value for p in params
+                   if p.name in {s.name for s in ENCODER_PARAMS}}
+        self._apply(dict(self.params, **changes), changes)
+
+    def _apply(self, merged, changes):
+        self.params = merged
+        if any(k in changes for k in _CODEC_KEYS):
+            try:
+                if self.stage.request(merged['codec'], merged['quality'], merged['device'],
+                                      merged['codec_options']):
+                    self.get_logger().info(
+                        f'building codec {merged["codec"]} (quality {merged["quality"]}, '
+                        f'options {merged["codec_options"]!r}, {merged["device"]}) in the '
+                        f'background; still encoding with {self.stage.label}')
+            except ValueError as exc:  # validated already; never expected
+                self.get_logger().error(f'codec change not applied: {exc}')
+
+    def _mirror(self, resets):
+        """Humble: make the parameters show the reset values (one-shot timer, after this call)."""
+        def sync():
+            self._sync_timer.cancel()
+            self.destroy_timer(self._sync_timer)
+            self.set_parameters([Parameter(k, value=v) for k, v in resets.items()])
+
+        self._sync_timer = self.create_timer(0.0, sync)
 
     def _publish_diagnostics(self):
         self.diagnostics.publish(diagnostic_array(
-            self, [self.stage.diagnostics('encoder')], self.params['device']))
+            self, [self.stage.diagnostics('encoder')], self.hardware_id))
 
     def close(self):
-        """Nothing to flush; present for the shared main loop."""
+        """Wait briefly for a background codec build (never blocks shutdown for long)."""
+        self.stage.wait(timeout=1.0)
 
 
 def main(args=None):

@@ -17,7 +17,8 @@ What the three semcomp nodes share: diagnostics publishing and the main loop.
 
 * :func:`diagnostic_array` turns the stages' ROS-free
   ``semcomp_core.pipeline.DiagnosticReport`` objects into a
-  ``diagnostic_msgs/DiagnosticArray``;
+  ``diagnostic_msgs/DiagnosticArray``, with :func:`hardware_id` (host name and
+  camera topic) naming what they are about;
 * :func:`run_node` is the body of every ``main()``: init, build the node
   (a node that cannot start -- bad parameter value or type, unknown codec --
   ends the process with exit code 2 and one fatal log line),
@@ -26,6 +27,7 @@ What the three semcomp nodes share: diagnostics publishing and the main loop.
 """
 
 from array import array
+import socket
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import rclpy
@@ -45,6 +47,11 @@ def as_uint8_array(data):
     out = array('B')
     out.frombytes(data)
     return out
+
+
+def hardware_id(topic):
+    """``hardware_id`` of our diagnostics: this host and the camera topic, e.g. ``car7:/cam/front``."""
+    return f'{socket.gethostname()}:{topic}'
 
 
 def diagnostic_array(node, reports, hardware_id=''):

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import re
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
+from semcomp_core.devices import DEVICE_PATTERN
+
 QOS_PROFILES = ('sensor_data', 'reliable', 'system_default')
-DEVICE_PATTERN = re.compile(r'^(cpu|cuda|cuda:\d+)$')
 
 
 def codec_names():
@@ -69,6 +70,10 @@ class ParamSpec:
     choices: Union[Sequence[str], Callable[[], Sequence[str]], None] = None
     pattern: Optional[str] = None
     read_only: bool = False
+    #: extra check ``check(value)`` raising ValueError (e.g. the codec spec's name)
+    check: Optional[Callable[[Any], None]] = None
+    #: text for the descriptor's additional_constraints (when there are no choices)
+    constraints: Optional[Callable[[], str]] = None
 
     def allowed(self):
         """Return the allowed values (None: any value of the right type)."""
@@ -82,6 +87,8 @@ class ParamSpec:
             text = text.replace('{quality_help}', quality_help())
         if allowed is not None:
             text += ' Allowed: ' + ', '.join(allowed) + '.'
+        elif self.constraints is not None:
+            text += ' Allowed: ' + self.constraints() + '.'
         if self.read_only:
             text += ' Read-only: set it at start-up.'
         return text
@@ -101,7 +108,24 @@ class ParamSpec:
             raise ValueError(f'{self.name}={value!r} not one of {", ".join(allowed)}')
         if self.pattern and not re.match(self.pattern, value):
             raise ValueError(f'{self.name}={value!r} does not match {self.pattern}')
+        if self.check is not None:
+            self.check(value)
         return value
+
+
+def _check_receiver_options(value):
+    from semcomp_core.codecs import parse_receiver_options
+
+    parse_receiver_options(value)  # UsageError (a ValueError) naming the bad key
+
+
+def check_codec_spec(value):
+    """Raise ValueError unless ``value`` is ``NAME[:K=V...]`` with a known codec NAME."""
+    name = str(value).split(':', 1)[0].strip()
+    names = codec_names()
+    if name not in names:
+        raise ValueError(f'codec={value!r}: {name!r} not one of {", ".join(names)}')
+
 
 
 _COMMON = (
@@ -132,16 +156,27 @@ ENCODER_PARAMS = (
               'sensor_msgs/CompressedImage topic of the bitstream; empty: <input_topic>/semcomp.',
               read_only=True),
     ParamSpec('codec', 'semantic-gan',
-              'Codec run on every frame; the CompressedImage format is semcomp/<codec label>. '
-              'Changing it at run time rebuilds the codec once.',
-              choices=codec_names),
+              'Codec run on every frame: a name or a full spec NAME[:KEY=VALUE...] as in '
+              'semcomp --codec, e.g. bpg:q=45 or jpeg:quality=20. The CompressedImage format is '
+              'semcomp/<codec label>. Switching codecs: setting codec alone (one '
+              '"ros2 param set" call) also resets quality to -1 and codec_options to "" -- they '
+              'belong to the previous codec -- so "ros2 param set /encoder_node codec bpg:q=45" '
+              'works whatever quality was; a call that sets quality or codec_options too keeps '
+              'what it sets. A change is checked at once (a bad value is rejected and nothing '
+              'changes), then built in the background: frames keep using the running codec '
+              'until the new one is loaded; a failed build keeps the running codec and counts '
+              'codec_rebuild_failures in /diagnostics.',
+              check=check_codec_spec,
+              constraints=lambda: 'NAME[:KEY=VALUE...], NAME one of: ' + ', '.join(codec_names())),
     ParamSpec('quality', -1,
-              'Value of the codec quality knob; -1 keeps the codec default. Per codec: '
-              '{quality_help}.',
+              'Value of the codec quality knob; -1 keeps the codec default (or the value in '
+              'the codec spec). Wins over the same key in codec and codec_options. Reset to -1 '
+              'when codec changes alone. Per codec: {quality_help}.',
               int_range=(-1, 100)),
     ParamSpec('codec_options', '',
               'Extra codec parameters as KEY=VALUE[:KEY=VALUE...] (as in semcomp --codecs), '
-              'e.g. impl=x265 for bpg. Empty: none.'),
+              'e.g. impl=x265 for bpg; they win over the same keys in the codec spec. Empty: '
+              'none. Reset to "" when codec changes alone.'),
     ParamSpec('device', 'cpu', 'Where the codec runs: cpu, cuda or cuda:N.',
               pattern=DEVICE_PATTERN.pattern),
 ) + _COMMON
@@ -156,6 +191,13 @@ DECODER_PARAMS = (
               read_only=True),
     ParamSpec('device', 'cpu', 'Where decoding runs: cpu, cuda or cuda:N.',
               pattern=DEVICE_PATTERN.pattern),
+    ParamSpec('decoder_options', '',
+              'Receiver-side codec parameters as KEY=VALUE[:KEY=VALUE...], e.g. '
+              'decoder=/models/gan (the semantic-gan generator weights this receiver runs; '
+              'default: the shipped ones). Everything the encoder chose (level, seed, ...) comes '
+              'from the bitstream. Checked when set (unknown keys are rejected); a model that '
+              'cannot be loaded is counted per frame (frames_failed). Empty: none.',
+              check=_check_receiver_options),
     ParamSpec('max_pixels', 0,
               'Reject bitstreams announcing more pixels than this before decoding (0: no limit '
               'beyond the container maximum of 16384 x 16384).',
@@ -182,11 +224,23 @@ BENCHMARK_PARAMS = (
               'all), so a slow machine keeps up.', int_range=(1, 1000)),
     ParamSpec('compute_ms_ssim', True, 'Compute MS-SSIM (costlier than PSNR).'),
     ParamSpec('segmenter', '',
-              'Semantic metrics: "package.module:factory" where factory(device) returns '
-              '(segmenter callable image -> label map, number of classes). Empty: none.',
+              'Segmenter for the semantic metric (frame_miou_recon_vs_orig per frame, '
+              'dataset-level miou_recon_vs_orig in the summary and diagnostics): empty or none '
+              '(no semantic metric); auto (the shipped evaluation segmenter when installed); '
+              'eval (the shipped independent evaluation U-Net, never used to train the decoder); '
+              'default (the shipped encoder segmenter of semantic-gan); a model folder '
+              '(config.json + model.safetensors); or package.module:factory where '
+              'factory(device) returns (callable image -> label map, number of classes). '
+              'A segmenter that fails on a frame is counted (segmenter_errors); scoring goes on.',
               read_only=True),
-    ParamSpec('device', 'cpu', 'Device passed to the segmenter factory: cpu, cuda or cuda:N.',
+    ParamSpec('device', 'cpu', 'Where the segmenter runs: cpu, cuda or cuda:N.',
               pattern=DEVICE_PATTERN.pattern, read_only=True),
+    ParamSpec('stamp_latency', True,
+              'Also report stamp_latency_ms = receipt - header stamp (the ros2 topic delay '
+              'convention; needs the camera clock synchronised with this machine). latency_ms '
+              '(reconstruction receipt - original receipt, one clock) and the per-stage '
+              'encode_stage_ms / decode_stage_ms are always reported. Off for bag replay, '
+              'where stamps are recorded times.', read_only=True),
 ) + _COMMON
 
 NODE_PARAMS = {
@@ -209,6 +263,8 @@ def _descriptor(spec):
     allowed = spec.allowed()
     if allowed is not None:
         desc.additional_constraints = 'one of: ' + ', '.join(allowed)
+    elif spec.constraints is not None:
+        desc.additional_constraints = spec.constraints()
     elif spec.pattern:
         desc.additional_constraints = 'matches ' + spec.pattern
     return desc

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import ast
 import configparser
+import importlib.util
+import sys
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -118,7 +122,7 @@ def test_pipeline_launch_arguments():
     args = declared_arguments(tree)
     assert {"camera_topic", "codec", "quality", "device", "params_file", "start_decoder",
             "start_benchmark"} <= set(args)
-    assert const(kwarg(args["camera_topic"], "default_value"), tree) == "/camera/image_raw"
+    assert const(kwarg(args["camera_topic"], "default_value"), tree) == ""  # empty: the file's topics
     assert const(kwarg(args["start_decoder"], "default_value"), tree) == "true"
     # params_file defaults to the installed config/semcomp.yaml
     source = (LAUNCH / "pipeline.launch.py").read_text()
@@ -226,3 +230,119 @@ def test_core_library_never_imports_ros():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
             for name in names:
                 assert name.split(".")[0] not in ros, f"{path} imports {name}"
+
+
+# -- launch files executed against stand-ins for launch / launch_ros ----------------------------------
+class _Recorded(SimpleNamespace):
+    """A launch action stand-in that keeps its arguments."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(args=args, **kwargs)
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture
+def launch_module(monkeypatch, tmp_path):
+    """Load a launch file with minimal stand-ins for launch, launch_ros and ament_index_python."""
+    def module(name, **attrs):
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, mod)
+        return mod
+
+    names = ["LaunchDescription", "DeclareLaunchArgument", "OpaqueFunction", "EmitEvent", "ExecuteProcess",
+             "IncludeLaunchDescription", "RegisterEventHandler", "TimerAction", "OnProcessExit", "Shutdown",
+             "PythonLaunchDescriptionSource", "Node"]
+    stand = {n: type(n, (_Recorded,), {}) for n in names}
+    module("launch", LaunchDescription=stand["LaunchDescription"])
+    module("launch.actions", **{n: stand[n] for n in names[1:8]})
+    module("launch.event_handlers", OnProcessExit=stand["OnProcessExit"])
+    module("launch.events", Shutdown=stand["Shutdown"])
+    module("launch.launch_description_sources", PythonLaunchDescriptionSource=stand["PythonLaunchDescriptionSource"])
+    module("launch.substitutions", LaunchConfiguration=_LaunchConfiguration)
+    module("launch_ros")
+    module("launch_ros.actions", Node=stand["Node"])
+    module("ament_index_python")
+    module("ament_index_python.packages", get_package_share_directory=lambda pkg: str(tmp_path / pkg))
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name.replace(".", "_"), LAUNCH / name)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
+def _defaults(mod) -> dict:
+    """The launch arguments with their default values, as generate_launch_description declares them."""
+    desc = mod.generate_launch_description()
+    (entities,) = desc.args
+    return {a.args[0]: getattr(a, "default_value", None) for a in entities if type(a).__name__ == "DeclareLaunchArgument"}
+
+
+def _node_params(nodes) -> dict:
+    """{node name: (params file, overrides dict)}."""
+    return {n.name: (n.parameters[0], n.parameters[1]) for n in nodes}
+
+
+def test_pipeline_launch_empty_camera_topic_keeps_the_params_file_topics(launch_module):
+    mod = launch_module("pipeline.launch.py")
+    context = dict(_defaults(mod), params_file="/my/params.yaml", start_benchmark="true")
+    nodes = _node_params(mod._nodes(context))
+    assert set(nodes) == {"encoder_node", "decoder_node", "benchmark_node"}
+    for name, (params_file, overrides) in nodes.items():
+        assert params_file == "/my/params.yaml"
+        # nothing given on the command line: no override at all, every value from the file
+        assert overrides == {}, (name, overrides)
+
+
+def test_pipeline_launch_camera_topic_and_arguments_override(launch_module):
+    mod = launch_module("pipeline.launch.py")
+    context = dict(_defaults(mod), camera_topic="/cam/front/", codec="bpg:q=45", quality="40",
+                   start_benchmark="true", stamp_latency="false", decoder_options="decoder=/m/gan",
+                   segmenter="eval")
+    nodes = _node_params(mod._nodes(context))
+    assert nodes["encoder_node"][1] == {"input_topic": "/cam/front", "codec": "bpg:q=45", "quality": 40}
+    assert nodes["decoder_node"][1] == {"input_topic": "/cam/front/semcomp", "decoder_options": "decoder=/m/gan"}
+    assert nodes["benchmark_node"][1] == {"original_topic": "/cam/front", "segmenter": "eval",
+                                          "stamp_latency": False}
+    # and what is passed is declared by the node with the right type
+    for name, (_, overrides) in nodes.items():
+        specs = {s.name: s for s in NODE_PARAMS[name]}
+        for key, value in overrides.items():
+            assert specs[key].validate(value) == value, (name, key)
+
+
+def test_pipeline_launch_switches(launch_module):
+    mod = launch_module("pipeline.launch.py")
+    context = dict(_defaults(mod), start_decoder="false")
+    assert [n.name for n in mod._nodes(context)] == ["encoder_node"]
+
+
+def test_replay_launch_turns_stamp_latency_off_and_plays_without_clock(launch_module):
+    mod = launch_module("replay_benchmark.launch.py")
+    desc = mod.generate_launch_description()
+    (entities,) = desc.args
+    (include,) = [e for e in entities if type(e).__name__ == "IncludeLaunchDescription"]
+    handed = dict(include.launch_arguments)
+    assert handed["stamp_latency"] == "false" and handed["start_benchmark"] == "true"
+    context = dict(_defaults(mod), bag="/bags/street", bag_topic="/cam/raw")
+    end, timer = mod._player(context)
+    (play,) = timer.actions
+    assert play.cmd == ["ros2", "bag", "play", "/bags/street", "--rate", "1.0", "--remap",
+                        "/cam/raw:=/camera/image_raw"]
+    assert "--clock" not in play.cmd  # wall time throughout; latency from receipt times
+    # what replay hands to pipeline.launch.py reaches the benchmark node as a bool
+    pipeline = launch_module("pipeline.launch.py")
+    pctx = dict(_defaults(pipeline), camera_topic="/camera/image_raw", start_benchmark="true",
+                stamp_latency=handed["stamp_latency"])
+    bench = _node_params(pipeline._nodes(pctx))["benchmark_node"][1]
+    assert bench["stamp_latency"] is False and bench["original_topic"] == "/camera/image_raw"
