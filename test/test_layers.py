@@ -104,12 +104,32 @@ def test_colormap_roundtrip_quality_and_size(sample_image):
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.uint8, st.tuples(st.integers(1, 24), st.integers(1, 24), st.just(3))), st.integers(0, 63))
+@given(arrays(np.uint8, st.tuples(st.integers(1, 64), st.integers(1, 64), st.just(3))), st.integers(0, 63))
 def test_colormap_any_thumbnail_roundtrips(th, qi):
     back = ColorMapLayer(qi).decode(ColorMapLayer(qi).encode(th))
     assert back.shape == th.shape
     if qi <= 4:
         assert psnr(th, back) > 20
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 64), st.sampled_from([0, 5, 8, 12, 20]),
+       st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)))
+def test_colormap_flat_thumbnails_keep_their_colour_at_every_size(h, w, qi, rgb):
+    """A flat thumbnail is all DC: its mean must survive (the DC once clipped at +-4096:
+    white 64x64 at quantiser 0 came back as grey 96)."""
+    th = np.empty((h, w, 3), np.uint8)
+    th[:] = rgb
+    back = ColorMapLayer(qi).decode(ColorMapLayer(qi).encode(th))
+    step = 1.5 * 1.12 ** qi * 1.6          # the coarsest DC step (chroma)
+    tol = 2.0 + 1.5 * step / np.sqrt(h * w)  # half a quantiser step, spread over the pixels, in each of Y/Cb/Cr
+    assert np.abs(back.astype(float).mean((0, 1)) - np.array(rgb)).max() <= tol
+
+
+@pytest.mark.parametrize("side,qi", [(32, 0), (64, 0), (64, 5), (64, 8)])
+def test_colormap_white_thumbnail_is_white(side, qi):
+    th = np.full((side, side, 3), 255, np.uint8)
+    assert ColorMapLayer(qi).decode(ColorMapLayer(qi).encode(th)).mean() >= 254
 
 
 def test_scale_helpers():

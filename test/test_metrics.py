@@ -131,14 +131,26 @@ def test_small_image_path_is_the_library_algorithm(sample_image):
 # --------------------------------------------------------------------------- confusion / IoU
 
 def _brute_confusion(pred, target, k, ignore):
-    conf = np.zeros((k, k), np.int64)
+    conf = np.zeros((k, k + 1), np.int64)
     for p, t in zip(pred.ravel().tolist(), target.ravel().tolist()):
         if t == ignore:
             continue
         if not 0 <= p < k:
-            p = (t + 1) % k  # documented: an out-of-range prediction counts as wrong
+            p = k  # documented: an out-of-range prediction is a miss, credited to no class
         conf[t, p] += 1
     return conf
+
+
+def test_out_of_range_predictions_are_misses_not_another_class():
+    target = np.array([0, 0, 1, 1])
+    conf = confusion_matrix(np.array([0, 255, 1, 1]), target, 3)
+    iou = iou_per_class(conf)
+    assert iou[0] == pytest.approx(0.5) and iou[1] == 1.0   # class 1 gets no false positive
+    assert np.isnan(iou[2])                                  # class 2 never occurs: left out of the mean
+    assert mean_iou(conf) == pytest.approx(0.75)
+    assert pixel_accuracy(conf) == pytest.approx(0.75)
+    # a (K, K) matrix (no out-of-range column) is still understood: it simply has no misses to count
+    assert mean_iou(conf[:, :3]) == pytest.approx(1.0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -153,7 +165,7 @@ def test_confusion_matrix_matches_brute_force(data):
     pred = np.array(data.draw(st.lists(st.sampled_from(list(range(-2, k + 2)) + [255]), min_size=n, max_size=n)),
                     np.int64).reshape(h, w)
     conf = confusion_matrix(pred, target.astype(np.uint8), k)
-    assert conf.dtype == np.int64 and conf.shape == (k, k)
+    assert conf.dtype == np.int64 and conf.shape == (k, k + 1)
     np.testing.assert_array_equal(conf, _brute_confusion(pred, target, k, 255))
     assert conf.sum() == int((target != 255).sum())
 
@@ -162,7 +174,7 @@ def test_ignore_pixels_skipped_and_bad_predictions_wrong():
     target = np.array([[0, 1, 255], [1, 255, 0]], np.uint8)
     pred = np.array([[0, 1, 1], [1, 0, 255]], np.int64)
     conf = confusion_matrix(pred, target, 2)
-    np.testing.assert_array_equal(conf, [[1, 1], [0, 2]])  # pred 255 on a class-0 pixel is an error
+    np.testing.assert_array_equal(conf, [[1, 0, 1], [0, 2, 0]])  # pred 255 on a class-0 pixel: a miss
     assert pixel_accuracy(conf) == pytest.approx(3 / 4)
     # ignore_index=None keeps every pixel, so 255 is then an out-of-range target
     with pytest.raises(ValueError, match="ignore_index"):

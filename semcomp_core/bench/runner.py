@@ -9,6 +9,13 @@ rate-distortion plots.
 
 Rate is honest: ``bytes`` is the whole container, ``bpp = 8 * bytes / (H * W)``.
 
+Means count every frame: a reconstruction identical to its original (infinite
+PSNR) is reported and averaged at ``PSNR_CAP_DB`` (100 dB), flagged in the
+``lossless`` column and counted in ``lossless_frames``. mIoU columns of the
+summary are dataset-level (summed confusion matrices; see
+:mod:`semcomp_core.metrics.segmentation`); per-image rows hold that image's own
+value.
+
 What is scored is what a receiver renders: every container is decoded through
 :func:`semcomp_core.codecs.decoder_for` -- the path ``semcomp decode`` and
 ``decoder_node`` use -- with the configuration's receiver-side options (e.g.
@@ -31,9 +38,10 @@ from ..bitstream import bits_per_pixel, unpack
 from ..codecs import Codec, decoder_for
 from ..errors import UsageError
 from ..imageio import save_png
-from ..metrics import SemanticPreservation, ms_ssim, psnr
+from ..metrics import SemanticPreservation, ms_ssim, psnr, psnr_for_mean
 
-PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "ms_ssim",
+PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "lossless",
+                    "ms_ssim",
                     "encode_ms", "decode_ms", "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
                     "eval_miou_recon_vs_orig", "eval_miou_orig_vs_gt", "eval_miou_recon_vs_gt"]
 _SEM_ROW = ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt")
@@ -57,6 +65,7 @@ class _CodecStats:
     values: dict = field(default_factory=lambda: {m: array("d") for m in SUMMARY_METRICS})
     semantic: SemanticPreservation | None = None
     eval_semantic: SemanticPreservation | None = None
+    lossless: int = 0
 
 
 def _finite(x: float) -> float | None:
@@ -118,14 +127,16 @@ class BenchRunner:
             t1 = time.perf_counter()
             recon = self.receive(st.codec, data)
             t2 = time.perf_counter()
+            p = psnr(image, recon)
             row = {"image": name, "codec": st.label, "implementation": st.codec.implementation,
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
-                   "psnr": _finite(psnr(image, recon)), "ms_ssim": ms_ssim(image, recon),
+                   "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
             for prefix, acc in (("", st.semantic), ("eval_", st.eval_semantic)):
                 if acc is not None:
                     sem = acc.update(image, recon, label, key=name)
                     row.update({prefix + k: _finite(sem[k]) for k in _SEM_ROW if k in sem})
+            st.lossless += row["lossless"]
             if extra:
                 row.update(extra)
             for m in SUMMARY_METRICS:
@@ -154,7 +165,7 @@ class BenchRunner:
         out = []
         for st in self.stats:
             s = {"codec": st.label, "name": st.codec.name, "implementation": st.codec.implementation,
-                 "frames": len(st.values["bytes"])}
+                 "frames": len(st.values["bytes"]), "lossless_frames": st.lossless}
             for m in SUMMARY_METRICS:
                 vals = np.frombuffer(st.values[m], dtype=np.float64) if len(st.values[m]) else np.zeros(0)
                 s[m] = float(vals.mean()) if vals.size else None

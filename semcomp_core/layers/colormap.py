@@ -13,6 +13,12 @@ Laplace models whose scale adapts per (channel, frequency band u+v) from the
 magnitudes already coded, starting from fixed initial values. The DC of Y is
 coded with a wide Laplace centred on 128's quantised value.
 
+Every quantised coefficient lies in ``[-R, R]`` with
+``R = max(4096, ceil(255 * sqrt(h * w) / step) + 1)``: an orthonormal DCT
+coefficient never exceeds ``sqrt(h * w)`` times the largest sample magnitude
+(255), so no coefficient of any thumbnail (up to 64x64) at any quantiser is
+clipped -- a white 64x64 thumbnail at quantiser 0 decodes to white.
+
 Payload::
 
     byte 0   thumbnail width  tw (1..64)
@@ -33,7 +39,7 @@ from .entropy import RangeEncoder, constriction, new_decoder, words_to_bytes
 
 MAX_THUMB_SIDE = 64
 MAX_QI = 63
-_COEF_RANGE = 4096
+_COEF_RANGE = 4096  # the smallest range; larger where a coefficient can exceed it (see _coef_range)
 _CHROMA_FACTOR = 1.6
 _SLOPE = 0.35
 
@@ -68,6 +74,11 @@ def _steps(h: int, w: int, qi: int) -> np.ndarray:
     return np.stack([luma, luma * _CHROMA_FACTOR, luma * _CHROMA_FACTOR])
 
 
+def _coef_range(h: int, w: int, step: float) -> int:
+    """Largest quantised magnitude any coefficient of an (h, w) thumbnail can take at ``step``."""
+    return max(_COEF_RANGE, int(np.ceil(255.0 * np.sqrt(h * w) / step)) + 1)
+
+
 def _initial_scale(channel: int, band: int, step: float) -> float:
     amplitude = (60.0 if channel == 0 else 25.0) * 0.7 ** band
     return max(amplitude / step, 0.15)
@@ -87,6 +98,8 @@ class _AdaptiveScales:
 
     def __init__(self, h: int, w: int, qi: int) -> None:
         self.qi = qi
+        self.h, self.w = h, w
+        self.ranges: dict[float, int] = {}
         self.sums: dict[tuple[int, int], float] = {}
         self.counts: dict[tuple[int, int], float] = {}
 
@@ -102,7 +115,8 @@ class _AdaptiveScales:
             scale = max(abs(mean) / 2.0, 4.0)  # luma DC: wide, centred on mid-grey
         else:
             scale = self.scale(c, u + v, step)
-        return constriction.stream.model.QuantizedLaplace(-_COEF_RANGE, _COEF_RANGE, mean, scale)
+        r = self.ranges.setdefault(step, _coef_range(self.h, self.w, step))
+        return constriction.stream.model.QuantizedLaplace(-r, r, mean, scale)
 
     def update(self, c: int, band: int, value: int) -> None:
         key = (c, band)
@@ -140,7 +154,8 @@ class ColorMapLayer(Layer):
         enc = RangeEncoder()
         for c, u, v, step in _models(h, w, self.qi):
             mean = _mean(c, u, v, step, h, w)
-            q = int(np.clip(np.round(coefs[c, u, v] / step), -_COEF_RANGE, _COEF_RANGE))
+            r = _coef_range(h, w, step)
+            q = int(np.clip(np.round(coefs[c, u, v] / step), -r, r))
             model = scales.model(c, u, v, step, mean)
             enc.encode(q, model)
             scales.update(c, u + v, q)

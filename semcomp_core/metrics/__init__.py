@@ -1,7 +1,8 @@
 """Metrics for the benchmark and the ROS nodes.
 
 * rate: :func:`bits_per_pixel` (8 x container bytes / pixels)
-* fidelity: :func:`psnr`, :func:`ms_ssim` (torch imported lazily)
+* fidelity: :func:`psnr`, :func:`ms_ssim` (torch imported lazily); identical frames count at
+  :data:`PSNR_CAP_DB` in means (:func:`psnr_for_mean`)
 * semantics: :func:`confusion_matrix`, :func:`iou_per_class`, :func:`mean_iou`,
   :func:`pixel_accuracy`, :class:`ConfusionAccumulator`,
   :class:`SemanticPreservation` (segmenter on original vs reconstruction)
@@ -10,7 +11,7 @@
 Importing this package imports neither torch nor any model.
 """
 from ..bitstream.container import bits_per_pixel
-from .image_quality import ms_ssim, psnr
+from .image_quality import PSNR_CAP_DB, ms_ssim, psnr, psnr_for_mean
 from .lpips_metric import lpips_available, lpips_distance
 from .segmentation import (
     ConfusionAccumulator,
@@ -25,6 +26,8 @@ from .segmentation import (
 __all__ = [
     "bits_per_pixel",
     "psnr",
+    "psnr_for_mean",
+    "PSNR_CAP_DB",
     "ms_ssim",
     "confusion_matrix",
     "iou_per_class",

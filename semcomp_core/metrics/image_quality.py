@@ -30,6 +30,16 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+#: PSNR reported for identical images wherever a finite number is needed (tables, means, CSV/JSON):
+#: lossless frames are counted in means at this value, never dropped, and flagged ``lossless``.
+PSNR_CAP_DB = 100.0
+
+
+def psnr_for_mean(value: float) -> float:
+    """``value`` capped at :data:`PSNR_CAP_DB` (``inf`` for identical images becomes the cap)."""
+    return min(float(value), PSNR_CAP_DB)
+
+
 def psnr(a: np.ndarray, b: np.ndarray, max_val: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB over all pixels and channels.
 

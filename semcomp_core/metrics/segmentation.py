@@ -2,17 +2,26 @@
 
 Label maps are integer numpy arrays of equal shape, normally (H, W). Pixels
 whose *target* equals ``ignore_index`` are skipped. A confusion matrix is a
-(K, K) int64 array with rows = target class and columns = predicted class.
+(K, K + 1) int64 array: rows = target class, columns 0..K-1 = predicted class,
+and the last column K counts predictions outside ``0..K-1``.
 
 Out-of-range values:
 
 * a *prediction* outside ``0..K-1`` (e.g. 255 for "unknown", or a class of a
-  model with more classes) counts as wrong: it is recorded in the target's row
-  in column ``(target + 1) % K``. The target class loses a true positive, pixel
-  accuracy drops, and the neighbour class receives one false positive. (With
-  ``K == 1`` there is no wrong column and it is counted as correct.)
+  model with more classes) is a miss of the target class -- a false negative
+  for it -- and a false positive for no class: it goes to the last column.
+  Pixel accuracy counts it as wrong.
 * a *target* outside ``0..K-1`` other than ``ignore_index`` raises
   ValueError -- usually a forgotten ``ignore_index`` (CamVid's void is 11).
+
+mIoU, the one definition used everywhere (``semcomp bench``, the ROS
+benchmark node, training validation): **dataset-level** -- confusion matrices
+are summed over all frames first (:class:`ConfusionAccumulator`), then
+``IoU_c = TP / (TP + FP + FN)`` per class, and the mean is taken over the
+classes that occur in the target or the prediction (a class absent from both
+is left out, not counted as 0 or 1). A per-frame value (one frame's matrix) is
+reported only in per-frame rows, named ``frame_...`` where it could be
+mistaken for the dataset value.
 """
 from __future__ import annotations
 
@@ -37,7 +46,7 @@ def _check_num_classes(num_classes: int) -> int:
 
 
 def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
-    """(K, K) int64 confusion matrix, rows = target, columns = pred.
+    """(K, K + 1) int64 confusion matrix, rows = target, columns = pred (last: out-of-range predictions).
 
     One ``np.bincount`` over ``target * K + pred``; well under 0.1 s for a
     1024x2048 map. ``ignore_index=None`` keeps every pixel. See the module
@@ -63,25 +72,28 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
                 f"(ignore_index={ignore_index}); pass the void label as ignore_index")
         wrong = (p < 0) | (p >= k)
         if wrong.any():
-            p = np.where(wrong, (t + 1) % k, p)
-    counts = np.bincount(t * k + p, minlength=k * k)
-    return counts.reshape(k, k).astype(np.int64, copy=False)
+            p = np.where(wrong, k, p)
+    counts = np.bincount(t * (k + 1) + p, minlength=k * (k + 1))
+    return counts.reshape(k, k + 1).astype(np.int64, copy=False)
 
 
 def _check_conf(conf) -> np.ndarray:
+    """A (K, K + 1) matrix as float64 ((K, K) matrices without the out-of-range column are accepted)."""
     conf = np.asarray(conf)
-    if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
-        raise ValueError(f"confusion matrix must be square (K, K), got shape {conf.shape}")
+    if conf.ndim != 2 or conf.shape[1] not in (conf.shape[0], conf.shape[0] + 1):
+        raise ValueError(f"confusion matrix must be (K, K + 1) or (K, K), got shape {conf.shape}")
     return conf.astype(np.float64)
 
 
 def iou_per_class(conf) -> np.ndarray:
     """IoU of every class, ``TP / (TP + FP + FN)``; nan where the class is
-    absent from both target and prediction."""
+    absent from both target and prediction. Out-of-range predictions (last
+    column) are false negatives of their target class only."""
     c = _check_conf(conf)
-    tp = np.diag(c)
-    union = c.sum(axis=0) + c.sum(axis=1) - tp
-    iou = np.full(c.shape[0], np.nan)
+    k = c.shape[0]
+    tp = np.diag(c[:, :k])
+    union = c[:, :k].sum(axis=0) + c.sum(axis=1) - tp
+    iou = np.full(k, np.nan)
     present = union > 0
     iou[present] = tp[present] / union[present]
     return iou
@@ -97,7 +109,7 @@ def pixel_accuracy(conf) -> float:
     """Fraction of counted pixels predicted correctly; nan for an empty matrix."""
     c = _check_conf(conf)
     total = c.sum()
-    return float(np.trace(c) / total) if total > 0 else float("nan")
+    return float(np.trace(c[:, : c.shape[0]]) / total) if total > 0 else float("nan")
 
 
 class ConfusionAccumulator:
@@ -106,7 +118,7 @@ class ConfusionAccumulator:
     def __init__(self, num_classes: int, ignore_index: int | None = 255):
         self.num_classes = _check_num_classes(num_classes)
         self.ignore_index = ignore_index
-        self._matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        self._matrix = np.zeros((self.num_classes, self.num_classes + 1), dtype=np.int64)
         self.count = 0
 
     def update(self, pred, target) -> np.ndarray:
@@ -122,7 +134,7 @@ class ConfusionAccumulator:
 
     @property
     def matrix(self) -> np.ndarray:
-        """A copy of the accumulated (K, K) int64 matrix."""
+        """A copy of the accumulated (K, K + 1) int64 matrix."""
         return self._matrix.copy()
 
     def miou(self) -> float:
