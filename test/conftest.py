@@ -1,7 +1,9 @@
-"""Shared fixtures. Markers: slow, gpu, ros (see setup.cfg)."""
+"""Shared fixtures. Markers: slow, gpu, ros, rclpy (see setup.cfg)."""
 from __future__ import annotations
 
 import os
+import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "semcomp_core" / "data" / "samples"
 CAMVID = Path(os.environ.get("SEMCOMP_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
+
+
+def _isolate_ros_traffic() -> None:
+    """DDS traffic of the real-rclpy tests stays on this machine and in a domain of its own.
+
+    Set before any test imports rclpy (and inherited by nodes started as subprocesses):
+    localhost-only discovery (ROS_AUTOMATIC_DISCOVERY_RANGE, Jazzy and later; ROS_LOCALHOST_ONLY
+    for older distributions), no static peers, and a random ROS_DOMAIN_ID in 1..100 per test
+    run (SEMCOMP_TEST_ROS_DOMAIN_ID fixes it), so parallel runs on one machine do not see each
+    other. ROS logs go to a temporary folder unless ROS_LOG_DIR is set.
+    """
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ["ROS_LOCALHOST_ONLY"] = "1"
+    os.environ["ROS_STATIC_PEERS"] = ""
+    os.environ["ROS_DOMAIN_ID"] = os.environ.get("SEMCOMP_TEST_ROS_DOMAIN_ID") or str(
+        random.SystemRandom().randint(1, 100))
+    os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="semcomp-test-ros-log-"))
+
+
+_isolate_ros_traffic()
 
 
 def pytest_collection_modifyitems(config, items):
