@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Write the golden bitstreams that test/test_golden_bitstreams.py checks (test/data/golden/).
+
+Run it only after a *deliberate* wire-format change, and bump ``VERSION`` in
+semcomp_core/bitstream/container.py first: the script refuses to overwrite
+goldens of the current version with different bytes unless --same-version is
+given (an encoder change that keeps the version would make old receivers
+misread new streams). Keep the goldens of older versions that this build still
+reads (``v1/``).
+
+    .venv/bin/python scripts/make_golden.py [--same-version]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from semcomp_core import codecs  # noqa: E402
+from semcomp_core.bitstream import VERSION, unpack  # noqa: E402
+from semcomp_core.datasets.camvid import CamVid  # noqa: E402
+from semcomp_core.imageio import load_image, load_label, save_png  # noqa: E402
+from semcomp_core.layers import (ColorMapLayer, DecoderParams, DecoderParamsLayer, SegMapLayer,  # noqa: E402
+                                 downscale_labels, label_table_id, thumbnail)
+from semcomp_core.paths import SAMPLES_DIR  # noqa: E402
+
+OUT = REPO / "test" / "data" / "golden"
+FRAME = "0016E5_07959.png"
+#: codec spec -> golden file stem
+CONTAINERS = {
+    "jpeg:quality=10": "jpeg_q10",
+    "webp:quality=5": "webp_q5",
+    "bpg:q=45:impl=x265": "bpg_q45",
+    "semantic-gan": "semantic-gan_m",
+    "semantic-gan:level=xs:seed=7": "semantic-gan_xs_seed7",
+}
+
+
+def fixed_inputs() -> dict:
+    """The fixed inputs of the layer encoders (the test rebuilds them the same way)."""
+    image = load_image(SAMPLES_DIR / "images" / FRAME)
+    labels = CamVid.lut[load_label(SAMPLES_DIR / "labels" / FRAME)]
+    labels = np.where(labels == 255, 0, labels).astype(np.uint8)   # void -> Sky: the layer codes 0..10
+    return {"image": image, "map8": downscale_labels(labels, 8), "map16": downscale_labels(labels, 16),
+            "thumb16": thumbnail(image, 16, 12), "thumb32": thumbnail(image, 32, 24)}
+
+
+def layer_payloads(inp: dict) -> dict[str, bytes]:
+    from semcomp_core.datasets.camvid import CLASSES
+
+    return {
+        "segmap_1of8_camvid_prior": SegMapLayer(num_classes=11).encode(inp["map8"]),
+        "segmap_1of16_no_prior": SegMapLayer(num_classes=11, prior_id=0).encode(inp["map16"]),
+        "colormap_16x12_q20": ColorMapLayer(20).encode(inp["thumb16"]),
+        "colormap_32x24_q5": ColorMapLayer(5).encode(inp["thumb32"]),
+        "decoder_params_camvid_seed300": DecoderParamsLayer().encode(
+            DecoderParams(label_table_id(CLASSES, 11), 300)),
+    }
+
+
+def as_version_1(data: bytes) -> bytes:
+    """The same semantic container as format version 1 wrote it (no decoder-params layer)."""
+    import zlib
+
+    from semcomp_core.bitstream import LayerId
+    from semcomp_core.bitstream.container import encode_varint
+
+    c = unpack(data)
+    layers = [(lid, p) for lid, p in c.layers if lid != LayerId.DECODER_PARAMS]
+    out = bytearray(b"SC") + bytes([1, c.codec_id]) + encode_varint(c.height) + encode_varint(c.width)
+    out.append(len(layers))
+    for lid, p in layers:
+        out += bytes([lid]) + encode_varint(len(p))
+    for _, p in layers:
+        out += p
+    return bytes(out + zlib.crc32(out).to_bytes(4, "big"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--same-version", action="store_true",
+                    help="overwrite goldens of the current format version even if bytes change")
+    args = ap.parse_args()
+    manifest_path = OUT / "manifest.json"
+    old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    inp = fixed_inputs()
+    files: dict[str, bytes] = {f"{k}.bin": v for k, v in layer_payloads(inp).items()}
+    decoded: dict[str, np.ndarray] = {}
+    for spec, stem in CONTAINERS.items():
+        data = codecs.create(spec).encode(inp["image"])
+        files[f"{stem}.smc"] = data
+        decoded[stem] = codecs.decode(data)
+    files["v1/semantic-gan_m.smc"] = as_version_1(files["semantic-gan_m.smc"])
+    sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    if old.get("format_version") == VERSION and not args.same_version:
+        changed = [n for n in sha if n in old.get("sha256", {}) and old["sha256"][n] != sha[n]
+                   and n.endswith(".bin")]
+        if changed:
+            print(f"make_golden: layer bytes changed at the same format version {VERSION}: {changed}; "
+                  "bump VERSION in semcomp_core/bitstream/container.py (or pass --same-version)", file=sys.stderr)
+            return 1
+    for name, data in files.items():
+        (OUT / name).parent.mkdir(parents=True, exist_ok=True)
+        (OUT / name).write_bytes(data)
+    for stem, img in decoded.items():
+        save_png(OUT / f"{stem}.png", img)
+    doc = {"format_version": VERSION, "frame": FRAME, "containers": CONTAINERS, "sha256": sha,
+           "bytes": {n: len(d) for n, d in files.items()},
+           "note": "written by scripts/make_golden.py; *.png are the reference decodes of *.smc "
+                   "(semcomp decode of v1/semantic-gan_m.smc gives semantic-gan_m.png too)"}
+    manifest_path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(doc["bytes"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
