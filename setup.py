@@ -49,6 +49,11 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6", "pyoxipng>=9"],
         "export": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # a real rclpy for the node tests without a ROS installation: ROS 2 Kilted wheels from PyPI
+        # (Fast DDS; manylinux x86_64). In a sourced ROS workspace the distribution's rclpy is used.
+        "ros": [f"{pkg}; sys_platform == 'linux' and platform_machine == 'x86_64'" for pkg in (
+            "ros-rclpy~=9.1.2", "ros-sensor-msgs~=5.5.1", "ros-diagnostic-msgs~=5.5.1",
+            "ros-rmw-fastrtps-cpp~=9.3.3")],
     },
     zip_safe=False,
     entry_points={

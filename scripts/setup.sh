@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create ./.venv (once) and install semcomp with everything its tests and demo need.
+# Create ./.venv (once) and install semcomp with everything its tests and demo need
+# (extras dev, export and ros: the ROS 2 wheels that give the node tests a real rclpy).
 # Re-runs are no-ops until requirements.txt or setup.py change. Full pip output: .venv/setup.log
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +27,14 @@ pipi() {
 echo "[setup] installing dependencies into $VENV (first run takes a few minutes; log: $log)" >&2
 pipi --upgrade pip setuptools wheel
 pipi -r requirements.txt
-pipi -e ".[dev,export]"
+# extra "ros": ROS 2 wheels from PyPI (rclpy over Fast DDS, sensor_msgs, diagnostic_msgs) so that the
+# node tests run on a real rclpy; nothing to source (Linux x86_64 only; elsewhere they skip)
+pipi -e ".[dev,export,ros]"
 "$VENV/bin/python" -c "import semcomp_core.codecs, torch, constriction, pillow_heif, rosbags" \
   || { echo "[setup] installation incomplete (see $log)" >&2; exit 1; }
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+  "$VENV/bin/python" -c "import rclpy, sensor_msgs.msg, diagnostic_msgs.msg, rcl_interfaces.msg" \
+    || { echo "[setup] ROS 2 wheels installed but rclpy does not import (see $log)" >&2; exit 1; }
+fi
 echo "$want" > "$stamp"
 echo "[setup] done" >&2
