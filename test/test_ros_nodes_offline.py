@@ -1,7 +1,8 @@
 """The rclpy wiring of the three nodes, run against minimal stand-ins for rclpy and the message packages.
 
-ROS 2 is not installable everywhere the tests run; test/ros/test_pipeline_launch.py
-covers the real thing. These stand-ins implement just the API surface the nodes
+ROS 2 is not installable everywhere the tests run; test/test_ros_real.py covers the
+real thing where rclpy imports (the "ros" extra installs it from PyPI). These tests
+also cover the fallback for rclpy without pre-/post-set parameter callbacks (Humble). These stand-ins implement just the API surface the nodes
 use, so typos, wrong field names and the parameter/QoS/diagnostics logic are
 caught without ROS. Skipped when a real rclpy is importable (never shadow it).
 """
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 if importlib.util.find_spec("rclpy") is not None:
-    pytest.skip("a real rclpy is installed: test/ros covers the nodes", allow_module_level=True)
+    pytest.skip("a real rclpy is installed: test/test_ros_real.py covers the nodes", allow_module_level=True)
 
 
 # -- stand-ins ----------------------------------------------------------------------------------
@@ -121,6 +122,13 @@ class Node:
 
     def create_timer(self, period, callback):
         self.timers.append((period, callback))
+        return SimpleNamespace(cancel=lambda: None)
+
+    def destroy_timer(self, timer):
+        pass
+
+    def set_parameters(self, params):
+        return [cb(params) for cb in self.param_callbacks]
 
     def add_on_set_parameters_callback(self, callback):
         self.param_callbacks.append(callback)
@@ -171,6 +179,7 @@ def ros(monkeypatch):
                      qos_profile_system_default=QoSProfile(reliability=Policy.SYSTEM_DEFAULT,
                                                            durability=Policy.SYSTEM_DEFAULT))
     module("rclpy.node", Node=Node)
+    module("rclpy.parameter", Parameter=lambda name, value=None: SimpleNamespace(name=name, value=value))
     module("rclpy.executors", ExternalShutdownException=ExternalShutdownException)
     module("rclpy.logging", get_logger=lambda name: state.fatal)
     module("rclpy.qos_overriding_options",
@@ -246,6 +255,7 @@ def test_encoder_node_descriptors_and_live_parameter_changes(ros, camera_msg):
     assert node.descriptors["input_topic"].read_only and not node.descriptors["codec"].read_only
     codec = node.stage.codec
     assert node.set_params(quality=70).successful
+    assert node.stage.wait(10)  # built in the background
     assert node.stage.label == "jpeg:quality=70" and node.stage.codec is not codec
     bad = node.set_params(codec="mp3")
     assert not bad.successful and "mp3" in bad.reason
@@ -253,8 +263,23 @@ def test_encoder_node_descriptors_and_live_parameter_changes(ros, camera_msg):
     assert not bad.successful and "quality" in bad.reason
     assert node.params["quality"] == 70 and node.stage.label == "jpeg:quality=70"
     assert node.set_params(codec="webp", quality=-1).successful
+    assert node.stage.wait(10)
     node.sub("/camera/image_raw").callback(msg)
     assert node.pub("/camera/image_raw/semcomp").sent[-1].format.startswith("semcomp/webp")
+
+
+def test_encoder_node_codec_alone_resets_quality_without_pre_set_callbacks(ros, camera_msg):
+    """rclpy without pre-/post-set callbacks (Humble): the reset applies at once, parameters follow."""
+    msg, _ = camera_msg
+    node = make(ros.encoder.EncoderNode, codec="jpeg", quality=90)
+    assert node.set_params(codec="bpg").successful  # q=90 would be out of bpg's range
+    assert node.params["quality"] == -1 and node.stage.wait(10)
+    assert node.stage.format.startswith("semcomp/bpg:q=51")
+    period, sync = node.timers[-1]
+    assert period == 0.0
+    sync()  # the one-shot timer mirrors the reset into the parameters
+    assert node.params["quality"] == -1 and node.stage.format.startswith("semcomp/bpg:q=51")
+    assert any("resetting quality=-1" in m for _, m, _ in node.logger.records)
 
 
 def test_encoder_node_warns_throttled_counts_and_reports_bad_frames(ros, camera_msg):
@@ -319,7 +344,9 @@ def test_benchmark_node_pairs_reports_and_writes_csv_on_close(ros, camera_msg, t
     assert node.stage.counters["paired"] == 1
     node.timers[0][1]()
     values = {kv.key: kv.value for kv in node.pub("/diagnostics").sent[0].status[0].values}
-    assert values["latency_ms_p50"] == "20.00" and values["encode_stage_ms_p50"] == "5.00"
+    assert values["latency_ms_p50"] == "16.00" and values["encode_stage_ms_p50"] == "5.00"
+    assert values["stamp_latency_ms_p50"] == "20.00"
+    assert node.pub("/diagnostics").sent[0].status[0].hardware_id.endswith(":/camera/image_raw")
     assert not csv_path.exists()
     node.close()
     lines = csv_path.read_text().splitlines()
