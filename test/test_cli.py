@@ -194,3 +194,46 @@ def test_panel_grid_rows_and_scale(tmp_path):
     with Image.open(path) as im:
         assert im.size == (2 * 30, 2 * (20 + 16))
         assert im.getpixel((30 + 10, 16 + 10)) == (200, 200, 200)  # second panel of the first row, scaled
+
+
+def test_any_codec_parameters_decode_identically_in_decode_bench_and_decoder_stage(tmp_path, sample_paths,
+                                                                                   capsys):
+    """The receiver renders what the benchmark scored: seed and level travel in the container."""
+    from semcomp_core.imageio import load_image
+    from semcomp_core.pipeline import DecoderStage
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.open(sample_paths[0]).crop((0, 0, 160, 120)).save(data / "f.png")
+    spec = "semantic-gan:level=xs:seed=5"
+    smc, png, out = tmp_path / "f.smc", tmp_path / "f_dec.png", tmp_path / "bench"
+    assert main(["encode", str(data / "f.png"), "-o", str(smc), "--codec", spec]) == 0
+    assert main(["decode", str(smc), "-o", str(png)]) == 0
+    assert main(["bench", "--data", str(data), "--codecs", spec, "--out", str(out), "--save-recon", "--quiet",
+                 "--segmenter", "none"]) == 0
+    capsys.readouterr()
+    via_cli = load_image(png)
+    via_bench = load_image(out / "semantic-gan_level0_seed5" / "f.png")
+    via_stage = DecoderStage().decode(smc.read_bytes(), None).image
+    assert np.array_equal(via_cli, via_bench) and np.array_equal(via_cli, via_stage)
+    seed0 = tmp_path / "s0.smc"
+    assert main(["encode", str(data / "f.png"), "-o", str(seed0), "--codec", "semantic-gan:level=xs"]) == 0
+    assert main(["decode", str(seed0), "-o", str(tmp_path / "s0.png")]) == 0
+    assert not np.array_equal(load_image(tmp_path / "s0.png"), via_cli)   # the seed did travel
+
+
+def test_decode_with_a_decoder_for_another_label_table_is_one_clear_error(tmp_path, sample_paths):
+    import torch
+
+    from semcomp_core.models import SPADEGenerator, save_model
+
+    torch.manual_seed(0)
+    cfg = dict(SPADEGenerator.tiny(num_classes=11).config, class_names=[f"c{i}" for i in range(11)])
+    save_model(SPADEGenerator(**cfg).eval(), tmp_path / "gen")
+    smc = tmp_path / "f.smc"
+    assert main(["encode", str(sample_paths[0]), "-o", str(smc), "--codec", "semantic-gan:level=xs"]) == 0
+    rc, _, err = run("decode", smc, "-o", tmp_path / "x.png", "--decoder-options", f"decoder={tmp_path / 'gen'}")
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "model mismatch" in err and "label table" in err
+    assert not (tmp_path / "x.png").exists()
+    rc, _, err = run("decode", smc, "-o", tmp_path / "x.png", "--decoder-options", "seed=3")
+    assert rc == 2 and "not a receiver option" in err

@@ -11,7 +11,7 @@ Outputs in ``out_dir``:
   given) that ``ros2 bag play`` can replay. Per codec it holds
 
   - the bitstream topic ``<topic>/semcomp``: ``sensor_msgs/msg/CompressedImage``
-    with ``format = "semcomp/<codec label>"`` and the input header unchanged;
+    with ``format = "semcomp/<wire label>"`` (no local paths) and the input header unchanged;
   - the reconstruction topic ``<topic>/semcomp/reconstructed``:
     ``sensor_msgs/msg/Image`` rgb8 with the same header,
 
@@ -119,13 +119,14 @@ def _topic_connections(reader, bag: Path, topic: str) -> tuple[list, str, int]:
 class _OutputBag:
     """The output bag: per codec label, a bitstream and a reconstruction connection."""
 
-    def __init__(self, path: Path, storage: str, topics: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, path: Path, storage: str, topics: dict[str, tuple[str, str]],
+                 formats: dict[str, str]) -> None:
         from rosbags.rosbag2 import Writer
 
         self.store = typestore()
         self.image_cls = self.store.types[IMAGE_TYPE]
         self.compressed_cls = self.store.types[COMPRESSED_IMAGE_TYPE]
-        self.formats = {label: semcomp_format(label) for label in topics}
+        self.formats = formats
         self.writer = Writer(path, version=BAG_VERSION, storage_plugin=storage_plugin(storage))
         self.writer.open()
         self.conns = {label: (self.writer.add_connection(bits, COMPRESSED_IMAGE_TYPE, typestore=self.store),
@@ -191,7 +192,8 @@ def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, 
         first_skip = ""
         output = None
         try:
-            output = _OutputBag(out_bag, storage, topics)
+            output = _OutputBag(out_bag, storage, topics,
+                                {c.label(): semcomp_format(c.wire_label()) for c in codecs})
             for conn, log_time, raw in reader.messages(connections=conns):  # one message at a time
                 if limit is not None and seen >= limit:
                     break
