@@ -20,8 +20,8 @@ the reconstruction on ``<input_topic>/reconstructed`` (or ``output_topic``)
 with the header of the bitstream message -- the camera's original stamp and
 frame_id. The codec is found from the container header, so one decoder serves
 every codec; ``decoder_options`` (live-settable) holds the receiver's own codec
-parameters, e.g. ``decoder=/models/gan``. Corrupt or foreign messages give a throttled warning and a
-counter on /diagnostics; the node keeps running.
+parameters, e.g. ``decoder=/models/gan``. Corrupt or foreign messages give a
+throttled warning and a counter on /diagnostics; the node keeps running.
 """
 
 from rcl_interfaces.msg import SetParametersResult

@@ -50,7 +50,7 @@ def as_uint8_array(data):
 
 
 def hardware_id(topic):
-    """``hardware_id`` of our diagnostics: this host and the camera topic, e.g. ``car7:/cam/front``."""
+    """Return the diagnostics ``hardware_id``: host and camera topic, e.g. ``car7:/cam/front``."""
     return f'{socket.gethostname()}:{topic}'
 
 

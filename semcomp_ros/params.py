@@ -127,7 +127,6 @@ def check_codec_spec(value):
         raise ValueError(f'codec={value!r}: {name!r} not one of {", ".join(names)}')
 
 
-
 _COMMON = (
     ParamSpec('qos_profile', 'sensor_data',
               'QoS of image subscriptions and publications: sensor_data = best effort, '
