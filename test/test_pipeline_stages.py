@@ -12,7 +12,7 @@ import pytest
 from semcomp_core.errors import UsageError
 from semcomp_core.pipeline import (BenchmarkStage, DecoderStage, EncoderStage, RateMeter, build_codec,
                                    codec_param_resets, validate_codec)
-from semcomp_core.pipeline.benchmark_stage import PSNR_CAP_DB
+from semcomp_core.metrics import PSNR_CAP_DB
 
 S = 1_000_000_000  # ns per second
 
@@ -482,3 +482,12 @@ def test_benchmark_survives_segmenter_and_csv_errors(frame, tmp_path):
     assert (report.values["segmenter_errors"], report.values["csv_errors"]) == ("1", "2")
     assert stage.close() is None  # cannot write: counted, no exception
     assert stage.counters["csv_errors"] == 3
+
+
+def test_format_string_is_the_wire_label_without_local_paths():
+    from semcomp_core.models.segment import default_segmenter_dir
+
+    folder = str(default_segmenter_dir())
+    stage = EncoderStage(f"semantic-gan:level=1:segmenter={folder}")  # built lazily: no model loaded
+    assert folder in stage.label  # local reports may name it ...
+    assert stage.format == "semcomp/semantic-gan:level=1"  # ... the published format never does

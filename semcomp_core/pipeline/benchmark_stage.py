@@ -55,8 +55,7 @@ import numpy as np
 
 from ..bitstream import bits_per_pixel, unpack
 from ..errors import BitstreamError
-from ..metrics import SemanticPreservation, ms_ssim, psnr
-from ..metrics import image_quality as _iq
+from ..metrics import PSNR_CAP_DB, SemanticPreservation, ms_ssim, psnr, psnr_for_mean
 from ..rosbag.messages import FORMAT_PREFIX, as_bytes, frame_id, image_to_rgb, stamp_ns
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
 
@@ -67,17 +66,6 @@ FIELDS = ["stamp", "frame_id", "codec", "height", "width", "bytes", "bpp", "psnr
 #: ``miou_recon_vs_orig`` is dataset-level)
 SUMMARY_COLUMNS = ["bytes", "bpp", "psnr", "ms_ssim", "latency_ms", "encode_stage_ms", "decode_stage_ms",
                    "stamp_latency_ms", "original_latency_ms", "bitstream_latency_ms"]
-
-#: PSNR of identical frames (inf) counts as this in means and percentiles (defined in the metrics module)
-PSNR_CAP_DB: float = getattr(_iq, "PSNR_CAP_DB", 100.0)
-
-
-def psnr_for_mean(value: float | None) -> float | None:
-    """PSNR as it enters means: ``min(value, PSNR_CAP_DB)`` (lossless frames count, capped)."""
-    fn = getattr(_iq, "psnr_for_mean", None)
-    if value is None:
-        return None
-    return fn(value) if fn is not None else min(float(value), PSNR_CAP_DB)
 
 
 @dataclass
@@ -222,7 +210,8 @@ class BenchmarkStage:
         self.counters.bump("paired")
         self.pair_rate.add()
         for k in SUMMARY_COLUMNS:
-            self.windows[k].add(psnr_for_mean(row.get(k)) if k == "psnr" else row.get(k))
+            value = row.get(k)
+            self.windows[k].add(psnr_for_mean(value) if k == "psnr" and value is not None else value)
         self._write(row)
         return row
 

@@ -39,8 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import codecs as _codecs
-from ..codecs import CODECS, Codec, parse_spec
+from ..codecs import CODECS, Codec, build, parse_spec
 from ..devices import check_device
 from ..errors import UsageError
 from ..rosbag.messages import frame_id, image_to_rgb, semcomp_format, stamp_ns
@@ -130,7 +129,8 @@ def validate_codec(codec: str, quality: Any = None, device: str = "cpu", options
 
 
 def build_codec(codec: str, quality: Any = None, device: str = "cpu", options: str = "") -> Codec:
-    """Build a codec from a name or spec, an optional quality and ``K=V[:K=V]`` options.
+    """Build a codec (:func:`semcomp_core.codecs.build`) from a name or spec, an optional quality
+    and ``K=V[:K=V]`` options, after the checks of :func:`resolve_codec`.
 
     ``quality`` (None or negative: the codec's default) sets the parameter the codec names
     as its quality knob (``quality`` for jpeg/webp, ``q`` for bpg, ``level`` for
@@ -138,12 +138,8 @@ def build_codec(codec: str, quality: Any = None, device: str = "cpu", options: s
     own. UsageError on anything invalid. Loads nothing: see :func:`warm_up`.
     """
     q = _quality(quality)
-    build = getattr(_codecs, "build", None)
-    if build is not None:
-        resolve_codec(codec, q, device, options)  # the same messages as at validation
-        return build(str(codec), quality=q, device=device, options=str(options or ""))
-    cls, params = resolve_codec(codec, q, device, options)
-    return cls(device=device, **params)
+    resolve_codec(codec, q, device, options)  # the same messages as at validation
+    return build(str(codec), quality=q, device=device, options=str(options or ""))
 
 
 def warm_up(codec: Codec) -> None:
@@ -160,8 +156,7 @@ def build_and_warm_up(codec: str, quality: Any = None, device: str = "cpu", opti
 
 def wire_format(codec: Codec) -> str:
     """``CompressedImage.format``: ``semcomp/<wire label>`` (no local paths, no receiver settings)."""
-    label = getattr(codec, "wire_label", codec.label)
-    return semcomp_format(label())
+    return semcomp_format(codec.wire_label())
 
 
 def _key(codec: str, quality: Any, device: str, options: str) -> tuple:
