@@ -23,7 +23,7 @@ MODE=worktree
 REF=HEAD
 case "${1:-}" in
   --working-tree) MODE=copy ;;
-  -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
   "") ;;
   *) REF=$1 ;;
 esac
@@ -57,7 +57,7 @@ done
 
 export PYTHONPATH=$WT PYTHONDONTWRITEBYTECODE=1
 cd "$WT"
-imported=$("$PYTHON" -c 'import semcomp_core, os; print(os.path.dirname(os.path.dirname(os.path.realpath(semcomp_core.__file__))))')
+imported=$("$PYTHON" -c 'import os, semcomp_core as m; print(os.path.dirname(os.path.dirname(os.path.realpath(m.__file__))))')
 if [[ $imported != "$(realpath "$WT")" ]]; then
   echo "error: semcomp_core imported from $imported, not from $WT" >&2
   exit 1
@@ -94,7 +94,8 @@ for patch in "${patches[@]}"; do
   rm -rf "$TMP/backup" && mkdir -p "$TMP/backup"
   for f in $files; do mkdir -p "$TMP/backup/$(dirname "$f")" && cp -p "$f" "$TMP/backup/$f"; done
   # exact context first; the fuzzy fallback copes with edits next to the faulty line since the patch was made
-  if ! git apply "$patch" 2>/dev/null && ! patch -p1 --quiet --fuzz=2 --no-backup-if-mismatch --reject-file=- <"$patch"; then
+  if ! git apply "$patch" 2>/dev/null \
+     && ! patch -p1 --quiet --fuzz=2 --no-backup-if-mismatch --reject-file=- <"$patch"; then
     echo "== $name: patch does not apply here (update test/faults/$name.patch)" >&2
     for f in $files; do cp -p "$TMP/backup/$f" "$f"; done
     status=1
