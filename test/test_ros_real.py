@@ -354,6 +354,21 @@ def test_corrupt_and_wrong_size_messages_are_counted(ros, camera, rgb, nodes):
     assert enc_values["frames_encoded"] == "0"
 
 
+def test_decoder_options_are_validated_and_live(ros, camera, rgb, nodes):
+    Encoder, Decoder, _ = nodes
+    ros.start(Encoder, **common(camera, input_topic=camera, codec="jpeg"))
+    dec = ros.start(Decoder, **common(camera, input_topic=camera + "/semcomp"))
+    probe = Probe(ros, camera)
+    probe.wait_connected(probe.image_pub)
+    probe.wait_connected(probe.bits_pub, 2)
+    bad = probe.set_param("decoder_node", "decoder_options", "colour=blue")
+    assert not bad.successful and "colour" in bad.reason
+    assert probe.set_param("decoder_node", "decoder_options", "decoder=default").successful
+    assert dec.stage.decoder_options == "decoder=default"
+    probe.send_and_wait_bitstream(rgb, 1)
+    assert probe.wait_recon(1).width == 128
+
+
 # -- benchmark ------------------------------------------------------------------------------------
 def test_benchmark_node_scores_pipeline_and_counts_mismatches(ros, camera, rgb, nodes, tmp_path):
     Encoder, Decoder, Benchmark = nodes
