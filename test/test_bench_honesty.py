@@ -208,3 +208,11 @@ def test_max_pixels_boundary_through_configure(container):
         stage.configure(max_pixels=-1)
     assert "max_pixels" in str(err.value)
     assert stage.max_pixels == H * W  # a refused setting changes nothing
+
+
+def test_decoder_stage_refuses_a_negative_max_pixels_at_construction():
+    from semcomp_core.errors import UsageError
+    from semcomp_core.pipeline import DecoderStage
+
+    with pytest.raises(UsageError, match="max_pixels"):
+        DecoderStage(max_pixels=-1)

@@ -52,10 +52,8 @@ class DecoderStage:
 
     def __init__(self, device: str = "cpu", *, max_pixels: int = 0, decoder_options: str = "",
                  window: int = 1000) -> None:
-        self.device = check_device(device)
-        self.max_pixels = int(max_pixels)
-        self.decoder_options = str(decoder_options or "")
-        self._receiver = parse_receiver_options(self.decoder_options)
+        self.device, self.max_pixels, self.decoder_options, self._receiver = "cpu", 0, "", {}
+        self.configure(device, max_pixels, str(decoder_options or ""))
         self.counters = Counters("received", "decoded", "rejected", "corrupt", "mismatch", "errors")
         self.decode_ms = RollingWindow(window)
         self.rate = RateMeter()
