@@ -20,7 +20,7 @@ from semcomp_core.errors import UsageError  # noqa: E402
 from semcomp_core.imageio import save_png  # noqa: E402
 from semcomp_core.rosbag import make_bag, output_topics, run_bag_bench, topic_token  # noqa: E402
 from semcomp_core.rosbag.make_bag import DEFAULT_START_NS  # noqa: E402
-from semcomp_core.rosbag.messages import IMAGE_TYPE, as_bytes, image_to_rgb, make_header, typestore  # noqa: E402
+from semcomp_core.image_messages import IMAGE_TYPE, as_bytes, image_to_rgb, make_header, typestore  # noqa: E402
 
 TOPIC = "/camera/image_raw"
 N = 5
@@ -237,7 +237,7 @@ def test_bag_bench_reads_compressed_camera_topics(tmp_path):
     """Bags recorded with compressed_image_transport (jpeg in CompressedImage) work as input too."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from semcomp_core.rosbag.messages import COMPRESSED_IMAGE_TYPE, make_compressed_image
+    from semcomp_core.image_messages import COMPRESSED_IMAGE_TYPE, make_compressed_image
 
     ts = typestore()
     topic = "/camera/image_raw/compressed"

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("rosbags", reason="rosbags (pip install rosbags) is needed for ROS message types")
 
 from semcomp_core.pipeline import DecoderStage, EncoderStage  # noqa: E402
-from semcomp_core.rosbag.messages import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ImageMessageError,  # noqa: E402
+from semcomp_core.image_messages import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ImageMessageError,  # noqa: E402
                                           as_bytes, frame_id, image_to_rgb, make_compressed_image,
                                           make_header, make_image, stamp_ns, typestore)
 

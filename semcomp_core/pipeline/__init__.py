@@ -12,7 +12,7 @@ without ROS (``test/test_pipeline_stages.py``):
   scores rate, fidelity and latency, streams a CSV;
 * :class:`DiagnosticReport` -- what each stage publishes on ``/diagnostics``.
 
-Messages are handled by duck typing (:mod:`semcomp_core.rosbag.messages`);
+Messages are handled by duck typing (:mod:`semcomp_core.image_messages`);
 headers pass through untouched.
 """
 from .benchmark_stage import BenchmarkStage

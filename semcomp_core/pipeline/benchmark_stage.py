@@ -56,7 +56,7 @@ import numpy as np
 from ..bitstream import bits_per_pixel, unpack
 from ..errors import BitstreamError
 from ..metrics import PSNR_CAP_DB, SemanticPreservation, ms_ssim, psnr, psnr_for_mean
-from ..rosbag.messages import FORMAT_PREFIX, as_bytes, frame_id, image_to_rgb, stamp_ns
+from ..image_messages import FORMAT_PREFIX, as_bytes, frame_id, image_to_rgb, stamp_ns
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
 
 FIELDS = ["stamp", "frame_id", "codec", "height", "width", "bytes", "bpp", "psnr", "ms_ssim",

@@ -27,8 +27,7 @@ from ..bitstream import unpack
 from ..codecs import decoder_for, parse_receiver_options
 from ..devices import check_device
 from ..errors import BitstreamError, ModelMismatchError, UsageError
-from ..rosbag.messages import FORMAT_PREFIX, as_bytes
-from .encoder_stage import _where
+from ..image_messages import FORMAT_PREFIX, as_bytes, header_text
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
 
 @dataclass
@@ -83,7 +82,7 @@ class DecoderStage:
         self.counters.bump("received")
         if fmt_text is not None:
             if not fmt_text.startswith(FORMAT_PREFIX):
-                return self._fail("rejected", f"frame {_where(header)} has format {fmt_text!r}, "
+                return self._fail("rejected", f"frame {header_text(header)} has format {fmt_text!r}, "
                                               f"expected {FORMAT_PREFIX}<codec>")
             self.last_format = fmt_text
         t0 = time.perf_counter()
@@ -91,17 +90,17 @@ class DecoderStage:
             container = unpack(data)
             pixels = container.height * container.width
             if self.max_pixels and pixels > self.max_pixels:
-                return self._fail("rejected", f"frame {_where(header)} is {container.width}x{container.height}, "
+                return self._fail("rejected", f"frame {header_text(header)} is {container.width}x{container.height}, "
                                               f"over max_pixels={self.max_pixels}")
             codec = decoder_for(container, self.device, self._receiver)
             image = np.ascontiguousarray(codec.reconstruct(container))
         except ModelMismatchError as exc:
-            return self._fail("mismatch", f"frame {_where(header)} was made for other models: {exc}")
+            return self._fail("mismatch", f"frame {header_text(header)} was made for other models: {exc}")
         except BitstreamError as exc:
-            return self._fail("corrupt", f"corrupt bitstream on frame {_where(header)} "
+            return self._fail("corrupt", f"corrupt bitstream on frame {header_text(header)} "
                                          f"({len(data)} bytes): {exc}")
         except Exception as exc:  # noqa: BLE001 -- a codec failure must not stop the node
-            return self._fail("errors", f"decoder failed on frame {_where(header)}: {type(exc).__name__}: {exc}")
+            return self._fail("errors", f"decoder failed on frame {header_text(header)}: {type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t0) * 1e3
         self.counters.bump("decoded")
         self.decode_ms.add(ms)

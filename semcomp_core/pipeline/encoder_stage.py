@@ -42,7 +42,7 @@ import numpy as np
 from ..codecs import CODECS, Codec, build, parse_spec
 from ..devices import check_device
 from ..errors import UsageError
-from ..rosbag.messages import frame_id, image_to_rgb, semcomp_format, stamp_ns
+from ..image_messages import header_text, image_to_rgb, semcomp_format
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
 
 #: what ``quality`` and ``codec_options`` are reset to when ``codec`` changes alone
@@ -288,7 +288,7 @@ class EncoderStage:
         try:
             image = image_to_rgb(msg)
         except ValueError as exc:
-            return self._reject("rejected", f"cannot use image on frame {_where(msg.header)}: {exc}")
+            return self._reject("rejected", f"cannot use image on frame {header_text(msg.header)}: {exc}")
         return self._encode(image, msg.header)
 
     def encode(self, image: np.ndarray, header: Any) -> EncodedFrame | None:
@@ -306,9 +306,9 @@ class EncoderStage:
         try:
             data = codec.encode(image)
         except ValueError as exc:  # UsageError, container limits (e.g. side > 16384)
-            return self._reject("rejected", f"codec {codec.label()} refused frame {_where(header)}: {exc}")
+            return self._reject("rejected", f"codec {codec.label()} refused frame {header_text(header)}: {exc}")
         except Exception as exc:  # noqa: BLE001 -- a codec failure must not stop the node
-            return self._reject("errors", f"codec {codec.label()} failed on frame {_where(header)}: "
+            return self._reject("errors", f"codec {codec.label()} failed on frame {header_text(header)}: "
                                           f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t0) * 1e3
         self.counters.bump("encoded")
@@ -354,12 +354,3 @@ class EncoderStage:
             "encode_ms_p50": fmt(self.encode_ms.percentile(50)),
             "encode_ms_p95": fmt(self.encode_ms.percentile(95)),
         })
-
-
-def _where(header: Any) -> str:
-    """``stamp sec.nanosec`` of a header for messages; never raises."""
-    try:
-        sec, ns = divmod(stamp_ns(header), 1_000_000_000)
-        return f"{sec}.{ns:09d} ({frame_id(header)})"
-    except Exception:  # noqa: BLE001
-        return "?"

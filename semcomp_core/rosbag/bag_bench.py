@@ -27,7 +27,7 @@ Outputs in ``out_dir``:
   and ``frame_id``.
 
 The input topic may hold ``sensor_msgs/msg/Image`` (encodings of
-:mod:`semcomp_core.rosbag.messages`) or an OpenCV-readable
+:mod:`semcomp_core.image_messages`) or an OpenCV-readable
 ``sensor_msgs/msg/CompressedImage`` (jpeg/png camera streams).
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ import numpy as np
 from ..codecs import Codec
 from ..errors import UsageError
 from .make_bag import BAG_VERSION, storage_plugin
-from .messages import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ImageMessageError, make_compressed_image, make_header,
+from ..image_messages import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ImageMessageError, make_compressed_image, make_header,
                        make_image, message_to_rgb, semcomp_format, stamp_ns, typestore)
 
 INPUT_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..imageio import IMAGE_SUFFIXES, load_image
-from .messages import IMAGE_TYPE, make_header, make_image, typestore
+from ..image_messages import IMAGE_TYPE, make_header, make_image, typestore
 
 #: default first stamp: 2023-11-14T22:13:20Z, fixed so repeated runs give identical bags
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000

@@ -1,4 +1,8 @@
-"""sensor_msgs/Image and sensor_msgs/CompressedImage <-> numpy, without ROS.
+"""The ROS image-message layer: sensor_msgs/Image and CompressedImage <-> numpy, without ROS.
+
+Used by the pipeline stages behind the rclpy nodes, by the rosbag tools and by the
+benchmark: one place that knows the message fields, encodings and the
+``semcomp/<codec>`` format string.
 
 Works by duck typing on any object with the standard fields, so the same code
 serves the message dataclasses of the ``rosbags`` library (bag tools, tests)
@@ -227,3 +231,12 @@ def make_header(stamp: int, frame: str, store=None) -> Any:
     header_cls = store.types["std_msgs/msg/Header"]
     sec, nanosec = divmod(int(stamp), 1_000_000_000)
     return header_cls(stamp=time_cls(sec=sec, nanosec=nanosec), frame_id=frame)
+
+
+def header_text(header: Any) -> str:
+    """``sec.nanosec (frame_id)`` of a message header, for log lines; never raises."""
+    try:
+        sec, ns = divmod(stamp_ns(header), 1_000_000_000)
+        return f"{sec}.{ns:09d} ({frame_id(header)})"
+    except Exception:  # noqa: BLE001
+        return "?"
