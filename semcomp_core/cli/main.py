@@ -132,7 +132,8 @@ def cmd_codecs(args) -> int:
     for name in codecs.available():
         if args.verbose:
             cls = codecs.CODECS.get(name)
-            params = ", ".join(f"{k}={p.default} ({p.description})" for k, p in cls.params.items())
+            params = ", ".join(f"{k}={p.default} ({'receiver-side, ' if p.side == 'receiver' else ''}{p.description})"
+                               for k, p in cls.params.items())
             print(f"{name}\t{cls.summary}\tparams: {params or '-'}")
         else:
             print(name)

@@ -96,7 +96,7 @@ class SemanticGanCodec(Codec):
                       "per seed)", low=0, high=MAX_SEED),
         "segmenter": Param(str, "default", "segmenter model folder, or 'default' for the shipped weights",
                            local=True),
-        "decoder": Param(str, "default", "receiver: generator model folder, or 'default' for the shipped weights",
+        "decoder": Param(str, "default", "generator model folder the receiver runs, or 'default' for the shipped weights",
                          side="receiver", local=True),
     }
 
