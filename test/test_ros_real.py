@@ -426,3 +426,24 @@ def test_node_processes_start_serve_and_exit_cleanly(ros, camera, rgb):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+
+
+def test_decoder_node_renders_what_the_encoder_chose_and_format_has_no_paths(ros, camera, rgb, nodes):
+    """Seed and level travel in the container: decoder_node (default receiver config) renders the same
+    pixels as `semcomp decode`/the bench; the format string never carries a local path."""
+    from semcomp_core.paths import WEIGHTS_DIR
+
+    Encoder, Decoder, _ = nodes
+    ros.start(Encoder, **common(camera, input_topic=camera, codec="semantic-gan:level=xs:seed=5",
+                                codec_options=f"segmenter={WEIGHTS_DIR / 'segmenter'}"))
+    ros.start(Decoder, **common(camera, input_topic=camera + "/semcomp"))
+    probe = Probe(ros, camera)
+    probe.wait_connected(probe.image_pub)
+    probe.wait_connected(probe.bits_pub, 2)
+    bits = probe.send_and_wait_bitstream(rgb, 300)
+    assert bits.format == "semcomp/semantic-gan:level=0:seed=5" and "/" not in bits.format[len("semcomp/"):]
+    recon = probe.wait_recon(300)
+    image = np.frombuffer(bytes(recon.data), np.uint8).reshape(96, 128, 3)
+    assert np.array_equal(image, decode(bytes(bits.data)))
+    seed0 = build_codec("semantic-gan:level=xs").encode(rgb)
+    assert not np.array_equal(image, decode(seed0))
