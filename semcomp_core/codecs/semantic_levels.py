@@ -18,11 +18,11 @@ class Level:
 
 
 LEVELS = (
-    Level("xs", 16, (8, 6), 16, 100),
-    Level("s", 16, (16, 12), 14, 135),
-    Level("m", 8, (16, 12), 20, 190),
-    Level("l", 8, (24, 18), 10, 280),
-    Level("xl", 4, (32, 24), 5, 520),
+    Level("xs", 16, (8, 6), 16, 105),
+    Level("s", 16, (16, 12), 14, 140),
+    Level("m", 8, (16, 12), 20, 195),
+    Level("l", 8, (24, 18), 10, 285),
+    Level("xl", 4, (32, 24), 5, 505),
 )
 DEFAULT_LEVEL = 2
 LEVEL_NAMES = {lv.name: i for i, lv in enumerate(LEVELS)}
