@@ -1,6 +1,6 @@
 """``semcomp`` command line.
 
-Subcommands: ``codecs``, ``encode``, ``decode``, ``bench``, ``demo``,
+Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``bench``, ``demo``,
 ``segmap-bench``, ``train``, ``make-bag``. Errors in user input or data print one line
 ``semcomp: error: ...`` on stderr and exit non-zero (2 usage, 1 bad data,
 3 internal); set SEMCOMP_DEBUG=1 for a traceback.
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the receiver's own options K=V[:K=V], e.g. decoder=DIR (semantic-gan weights); "
                         "everything the encoder chose (level, seed) comes from the container")
     _add_device(p)
+
+    p = sub.add_parser("inspect", help="print a container's header and layer table (ids, names, bytes, share)")
+    p.add_argument("input", type=Path)
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
 
     p = sub.add_parser("bench", help="benchmark codecs on an image folder, a labelled dataset or a rosbag")
     src = p.add_mutually_exclusive_group(required=True)
@@ -185,6 +189,23 @@ def cmd_decode(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from ..bitstream.inspect import describe, format_description
+
+    try:
+        data = Path(args.input).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {args.input}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
+    d = describe(data)
+    if args.json:
+        _print_json(d)
+    else:
+        print(format_description(d))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench_cmd import run_bench
 
@@ -231,7 +252,7 @@ def cmd_train(args) -> int:
     return run_train(args)
 
 
-COMMANDS = {"make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
+COMMANDS = {"inspect": cmd_inspect, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
             "demo": cmd_demo, "segmap-bench": cmd_segmap_bench}
 
 

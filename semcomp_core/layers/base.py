@@ -23,6 +23,12 @@ class Layer(ABC):
     def decode(self, payload: bytes) -> Any:
         """Parse a payload; BitstreamError on anything malformed."""
 
+    @classmethod
+    def describe(cls, payload: bytes) -> dict:
+        """What the payload's own header says (for ``semcomp inspect``), without decoding the rest;
+        BitstreamError if the header is malformed."""
+        return {}
+
 
 LAYERS: Registry[type[Layer]] = Registry("layer")
 

@@ -161,6 +161,12 @@ class ColorMapLayer(Layer):
             scales.update(c, u + v, q)
         return bytes([w, h, self.qi]) + words_to_bytes(enc)
 
+    @classmethod
+    def describe(cls, payload: bytes) -> dict:
+        if len(payload) < 3:
+            raise BitstreamError("truncated colour-map layer header")
+        return {"thumbnail": f"{payload[0]}x{payload[1]}", "quantiser": payload[2]}
+
     def decode(self, payload: bytes) -> np.ndarray:
         payload = bytes(payload)
         if len(payload) < 3:

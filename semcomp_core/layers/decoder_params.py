@@ -59,6 +59,11 @@ class DecoderParamsLayer(Layer):
             raise ValueError(f"seed {value.seed} outside 0..{MAX_SEED}")
         return value.label_table.to_bytes(2, "big") + encode_varint(value.seed)
 
+    @classmethod
+    def describe(cls, payload: bytes) -> dict:
+        p = cls().decode(payload)
+        return {"label_table": f"{p.label_table:#06x}", "seed": p.seed}
+
     def decode(self, payload: bytes) -> DecoderParams:
         payload = bytes(payload)
         if len(payload) < 3:

@@ -203,6 +203,12 @@ class SegMapLayer(Layer):
         enc.encode(ranks, Categorical(perfect=False), probs)
         return head + words_to_bytes(enc)
 
+    @classmethod
+    def describe(cls, payload: bytes) -> dict:
+        h, w = cls.peek_shape(payload)
+        prior = PRIOR_IDS.get(payload[0], f"unknown ({payload[0]})")
+        return {"map": f"{w}x{h}", "classes": payload[1] + 1, "prior": prior or "none"}
+
     @staticmethod
     def peek_shape(payload: bytes) -> tuple[int, int]:
         """(h, w) from the payload header, without decoding anything; BitstreamError if malformed."""
