@@ -39,11 +39,19 @@ from ..layers.decoder_params import MAX_SEED
 from ..paths import WEIGHTS_DIR
 from . import register_codec
 from .base import Codec, Param
+from ..inference.base import BACKENDS
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, resolve_level
 
 _FACTORS = (4, 8, 16, 32)
 #: largest frame the GAN decoder renders (bounds memory whatever a header says: 4096x4096)
 MAX_RENDER_PIXELS = 4096 * 4096
+
+
+@functools.lru_cache(maxsize=8)
+def _runner(path: str, device: str, kind: str, backend: str):
+    from ..inference import make_runner
+
+    return make_runner(kind, _load(path, device), backend, device, model_dir=path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,6 +106,9 @@ class SemanticGanCodec(Codec):
                            local=True),
         "decoder": Param(str, "default", "generator model folder the receiver runs, or 'default' for the shipped weights",
                          side="receiver", local=True),
+        "backend": Param(str, "torch", "where this instance runs its networks: torch, or onnxruntime (exported to "
+                         "ONNX once, cached); the sender's segmenter and the receiver's generator alike",
+                         choices=BACKENDS, side="receiver", local=True),
     }
 
     def __init__(self, device: str = "cpu", **params) -> None:
@@ -106,6 +117,7 @@ class SemanticGanCodec(Codec):
         self._seg_path = _model_dir(self.config["segmenter"], "segmenter")
         self._gen_path = _model_dir(self.config["decoder"], "decoder")
         self.segmap_layer = SegMapLayer()
+        self._runners: dict = {}
         self.colormap_layer = ColorMapLayer(self.level.color_qi)
 
     @property
@@ -116,12 +128,20 @@ class SemanticGanCodec(Codec):
     def generator(self):
         return _load(self._gen_path, self.device)
 
+    def runner(self, kind: str):
+        """The inference runner of the ``segmenter`` or the ``generator`` on this instance's backend."""
+        path = self._seg_path if kind == "segmenter" else self._gen_path
+        runner = self._runners[kind] = _runner(path, self.device, kind, self.config["backend"])
+        return runner
+
     @property
     def implementation(self) -> str:
         def which(key, path):
             return "shipped" if self.config[key] == "default" else path
+        ran = "; ".join(f"{k} on {r.provider}" for k, r in sorted(self._runners.items()))
         return (f"semantic-gan (segmenter: {which('segmenter', self._seg_path)}, "
-                f"decoder: {which('decoder', self._gen_path)}; torch {_torch_version()})")
+                f"decoder: {which('decoder', self._gen_path)}; "
+                f"{ran or 'backend ' + self.config['backend']}; torch {_torch_version()})")
 
     # -- encoder ------------------------------------------------------------------------
     def segment(self, image: np.ndarray, factor: int) -> np.ndarray:
@@ -133,7 +153,7 @@ class SemanticGanCodec(Codec):
         h, w = image.shape[:2]
         grid = (-(-h // factor), -(-w // factor))
         with torch.inference_mode():
-            logits = logits_for(self.segmenter, image, self.device, size=grid)
+            logits = logits_for(self.segmenter, image, self.device, size=grid, runner=self.runner("segmenter"))
             return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     def encode_layers(self, image):
@@ -194,12 +214,12 @@ class SemanticGanCodec(Codec):
 
         onehot, color = conditioning(labels, factor, thumb, H, W, self.generator.num_classes)
         gen = self.generator
-        with torch.inference_mode():
-            noise = make_noise(gen, onehot.shape, seed)
-            nhwc = dict(device=self.device, memory_format=torch.channels_last)
-            out = gen(onehot.to(**nhwc), color.to(**nhwc), None if noise is None else noise.to(**nhwc))
-        out = ((out[0, :, :H, :W].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy())
+        noise = make_noise(gen, onehot.shape, seed)
+        if noise is None:
+            noise = torch.zeros(onehot.shape[0], 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
+        out = self.runner("generator")(onehot=onehot, color=color, noise=noise)
+        out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
+        return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
 
 
 def padded_size(H: int, W: int) -> tuple[int, int]:

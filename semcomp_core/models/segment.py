@@ -11,9 +11,11 @@ from ..errors import UsageError
 from ..paths import WEIGHTS_DIR
 
 
-def logits_for(model, image: np.ndarray, device: str = "cpu", size: tuple[int, int] | None = None):
+def logits_for(model, image: np.ndarray, device: str = "cpu", size: tuple[int, int] | None = None,
+               runner=None):
     """Logits (1, K, h, w) for an (H, W, 3) uint8 frame; resampled to ``size`` when given
-    (area pooling when shrinking, bilinear when enlarging)."""
+    (area pooling when shrinking, bilinear when enlarging). ``runner`` (a
+    :class:`semcomp_core.inference.Runner` of ``model``) runs the network instead of the module."""
     import torch
     import torch.nn.functional as F
 
@@ -24,7 +26,7 @@ def logits_for(model, image: np.ndarray, device: str = "cpu", size: tuple[int, i
     scale = model.config.get("input_scale", 1.0)
     if scale != 1.0:
         x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    logits = model(x)
+    logits = model(x) if runner is None else torch.from_numpy(runner(image=x)).to(device)
     if size is not None and tuple(logits.shape[-2:]) != tuple(size):
         if logits.shape[-2] > size[0]:
             logits = F.adaptive_avg_pool2d(logits, size)

@@ -1,0 +1,100 @@
+"""The Runner contract, the network IO table and the backend choice."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..devices import check_device
+from ..errors import UsageError
+
+#: backends a codec's ``backend=`` parameter may name
+BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """How a kind of network is called: input names (NCHW float32), output name, and example inputs
+    (for export and parity checks) built from the model's config at a frame size."""
+
+    inputs: tuple[str, ...]
+    output: str
+    #: input name -> which axes are dynamic, as {axis: symbolic name}
+    dynamic: dict[str, dict[int, str]]
+    example: Callable[[object, int, int, np.random.Generator], dict[str, np.ndarray]]
+
+
+def _segmenter_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    return {"image": (rng.random((1, 3, h, w)) * 255).astype(np.float32)}
+
+
+def _generator_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    k = model.num_classes
+    labels = rng.integers(0, k, size=(h // 8, w // 8)).repeat(8, 0).repeat(8, 1)
+    onehot = (labels[None, None] == np.arange(k)[None, :, None, None]).astype(np.float32)
+    color = (rng.random((1, 3, h, w)) * 2 - 1).astype(np.float32)
+    noise = rng.standard_normal((1, max(1, model.config.get("noise_channels", 0)), h // 8, w // 8)).astype(np.float32)
+    return {"onehot": onehot, "color": color, "noise": noise}
+
+
+#: network kind -> its IO: "segmenter" = image 0..255 -> logits; "generator" = SPADE generator
+NETWORKS: dict[str, NetworkSpec] = {
+    "segmenter": NetworkSpec(("image",), "logits", {"image": {2: "height", 3: "width"},
+                                                     "logits": {2: "out_height", 3: "out_width"}},
+                             _segmenter_example),
+    "generator": NetworkSpec(("onehot", "color", "noise"), "rgb",
+                             {"onehot": {2: "height", 3: "width"}, "color": {2: "height", 3: "width"},
+                              "noise": {2: "height_8", 3: "width_8"}, "rgb": {2: "height", 3: "width"}},
+                             _generator_example),
+}
+
+
+class Runner(ABC):
+    """Runs one network: ``runner(**feeds) -> output array`` (numpy in, numpy out)."""
+
+    backend: str = ""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in NETWORKS:
+            raise UsageError(f"unknown network kind {kind!r} (known: {', '.join(NETWORKS)})")
+        self.kind = kind
+        self.spec = NETWORKS[kind]
+
+    @property
+    @abstractmethod
+    def provider(self) -> str:
+        """What really runs, e.g. ``torch 2.14.1 cpu`` or ``onnxruntime 1.32.0 CPUExecutionProvider``."""
+
+    @abstractmethod
+    def run(self, feeds: dict) -> np.ndarray:
+        """The network's output (float32 numpy, NCHW) for ``feeds``: every input of the spec, float32
+        NCHW, as numpy arrays or CPU/GPU torch tensors (a backend converts what it must)."""
+
+    def __call__(self, **feeds) -> np.ndarray:
+        missing = [n for n in self.spec.inputs if n not in feeds]
+        if missing:
+            raise ValueError(f"{self.kind} runner needs inputs {missing}")
+        return self.run({n: feeds[n] for n in self.spec.inputs})
+
+
+def make_runner(kind: str, model, backend: str = "torch", device: str = "cpu", *, model_dir: str | None = None) -> Runner:
+    """A runner for ``model`` (an eval-mode torch module of network ``kind``) on ``backend``.
+
+    ``model_dir`` (the folder the model was loaded from) keys the ONNX cache of the onnxruntime backend.
+    UsageError for an unknown or uninstalled backend."""
+    check_device(device)
+    if backend == "torch":
+        from .torch_backend import TorchRunner
+
+        return TorchRunner(kind, model, device)
+    if backend == "onnxruntime":
+        from .ort_backend import OrtRunner
+        from .export import cached_onnx
+
+        return OrtRunner(kind, cached_onnx(kind, model, model_dir), device)
+    if backend == "tensorrt":
+        raise UsageError("backend tensorrt is not available yet: use torch or onnxruntime "
+                         "(TensorRT engines will be built from the same exported ONNX)")
+    raise UsageError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")

@@ -1,0 +1,113 @@
+"""One inference interface: torch and onnxruntime backends, ONNX export with sidecar and parity, the cache."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from semcomp_core import codecs  # noqa: E402
+from semcomp_core.errors import UsageError  # noqa: E402
+from semcomp_core.inference import NETWORKS, make_runner  # noqa: E402
+from semcomp_core.inference import export as ex  # noqa: E402
+from semcomp_core.metrics import psnr  # noqa: E402
+from semcomp_core.models import DDRNetSeg, SPADEGenerator, save_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inf")
+    torch.manual_seed(0)
+    seg, gen = DDRNetSeg.tiny(num_classes=11).eval(), SPADEGenerator.tiny(num_classes=11).eval()
+    save_model(seg, root / "seg")
+    save_model(gen, root / "gen")
+    return root, seg, gen
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMCOMP_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("kind", ["segmenter", "generator"])
+def test_export_writes_onnx_and_a_sidecar_with_parity(tiny, tmp_path, kind):
+    _, seg, gen = tiny
+    model = seg if kind == "segmenter" else gen
+    side = ex.export_onnx(kind, model, tmp_path / f"{kind}.onnx")
+    assert json.loads((tmp_path / f"{kind}.json").read_text()) == json.loads(json.dumps(side))
+    assert side["opset"] == ex.OPSET and side["sha256"] == ex._sha256(tmp_path / f"{kind}.onnx")
+    assert [i["name"] for i in side["inputs"]] == list(NETWORKS[kind].inputs)
+    assert all(i["dtype"] == "float32" for i in side["inputs"])
+    assert isinstance(side["inputs"][0]["shape"][2], str)          # dynamic height
+    assert side["config"]["num_classes"] == 11 and side["torch"] == torch.__version__
+    for entry in side["parity"].values():
+        assert entry["max_abs_error"] <= ex.TOLERANCE[kind]
+        assert entry.get("label_agreement", 1.0) >= ex.MIN_LABEL_AGREEMENT
+
+
+def test_export_fails_loudly_when_parity_is_off(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(ex.TOLERANCE, "generator", -1.0)
+    with pytest.raises(ex.ExportError, match="does not match"):
+        ex.export_onnx("generator", tiny[2], tmp_path / "g.onnx")
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.json"))
+
+
+def test_backends_agree_at_a_size_the_export_never_saw(tiny):
+    root, seg, gen = tiny
+    rng = np.random.default_rng(1)
+    for kind, model, folder in (("segmenter", seg, "seg"), ("generator", gen, "gen")):
+        feeds = NETWORKS[kind].example(model, 120, 200, rng)
+        a = make_runner(kind, model, "torch")(**feeds)
+        runner = make_runner(kind, model, "onnxruntime", model_dir=root / folder)
+        assert "CPUExecutionProvider" in runner.provider
+        np.testing.assert_allclose(runner(**feeds), a, atol=1e-3)
+
+
+def test_cache_is_keyed_by_weights_and_rebuilt_when_damaged(tiny, cache):
+    root, seg, _ = tiny
+    p1 = ex.cached_onnx("segmenter", seg, root / "seg")
+    assert p1.parent.parent == cache / "onnx" and ex.cached_onnx("segmenter", seg, root / "seg") == p1
+    p1.write_bytes(b"garbage")                       # damaged: sha256 no longer matches the sidecar
+    assert ex.cached_onnx("segmenter", seg, root / "seg") == p1 and p1.stat().st_size > 1000
+    torch.manual_seed(5)
+    other = DDRNetSeg.tiny(num_classes=11).eval()     # other weights: another key
+    assert ex.cached_onnx("segmenter", other) != p1
+
+
+def test_codec_round_trip_with_onnxruntime_matches_torch(tiny, sample_image):
+    root = tiny[0]
+    models = f"segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    img = sample_image[:96, :128]
+    data_t = codecs.create(f"semantic-gan:{models}").encode(img)
+    data_o = codecs.create(f"semantic-gan:backend=onnxruntime:{models}").encode(img)
+    from semcomp_core.bitstream import LayerId, unpack
+    from semcomp_core.layers import SegMapLayer
+    lt = SegMapLayer().decode(unpack(data_t).layer(LayerId.SEGMAP))
+    lo = SegMapLayer().decode(unpack(data_o).layer(LayerId.SEGMAP))
+    assert (lt == lo).mean() >= 0.995
+    rec_t = codecs.decode(data_t, receiver=f"decoder={root / 'gen'}")
+    rec_o = codecs.decode(data_t, receiver=f"decoder={root / 'gen'}:backend=onnxruntime")
+    assert psnr(rec_t, rec_o) >= 40.0
+    assert "onnxruntime" in codecs.decoder_for(data_t, receiver=f"decoder={root / 'gen'}:backend=onnxruntime"
+                                               ).implementation
+
+
+def test_bad_backends_are_clear_errors(tiny, tmp_path):
+    with pytest.raises(UsageError, match="not one of"):
+        codecs.create("semantic-gan:backend=tensorrt")
+    with pytest.raises(UsageError, match="tensorrt is not available yet"):
+        make_runner("generator", tiny[2], "tensorrt")
+    with pytest.raises(UsageError, match="unknown backend"):
+        make_runner("generator", tiny[2], "tflite")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    from semcomp_core.inference.ort_backend import OrtRunner
+    with pytest.raises(UsageError, match="cannot load"):
+        OrtRunner("generator", bad)
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(UsageError, match="no CUDAExecutionProvider"):
+            OrtRunner("generator", bad, device="cuda")
