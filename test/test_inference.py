@@ -96,8 +96,10 @@ def test_codec_round_trip_with_onnxruntime_matches_torch(tiny, sample_image):
 
 
 def test_bad_backends_are_clear_errors(tiny, tmp_path):
-    with pytest.raises(UsageError, match="not one of"):
+    with pytest.raises(UsageError, match="tensorrt is not available yet"):
         codecs.create("semantic-gan:backend=tensorrt")
+    with pytest.raises(UsageError, match="not one of"):
+        codecs.create("semantic-gan:backend=tflite")
     with pytest.raises(UsageError, match="tensorrt is not available yet"):
         make_runner("generator", tiny[2], "tensorrt")
     with pytest.raises(UsageError, match="unknown backend"):
@@ -111,3 +113,43 @@ def test_bad_backends_are_clear_errors(tiny, tmp_path):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(UsageError, match="no CUDAExecutionProvider"):
             OrtRunner("generator", bad, device="cuda")
+
+
+def test_cli_export_writes_every_network_with_codec_sidecars(tiny, tmp_path, capsys):
+    from semcomp_core.cli.main import main
+
+    root = tiny[0]
+    spec = f"semantic-gan:segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    assert main(["export", "--codec", spec, "--sizes", "72x104", "--out", str(tmp_path / "x")]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["network"] for x in lines] == ["segmenter", "generator"]
+    for x in lines:
+        side = json.loads((tmp_path / "x" / f"{x['network']}.json").read_text())
+        assert side["sha256"] == x["sha256"] and "72x104" in side["parity"] and "bundled_frame" in side["parity"]
+        cfg = side["codec_config"]
+        assert cfg["codec"] == "semantic-gan" and cfg["num_classes"] == 11 and len(cfg["levels"]) == 5
+        assert cfg["label_table"].startswith("0x") and str(root) not in side["codec_spec"]
+    assert main(["export", "--format", "tensorrt", "--out", str(tmp_path / "y")]) == 2
+    assert "not available yet" in capsys.readouterr().err
+    assert main(["export", "--codec", "jpeg", "--out", str(tmp_path / "z")]) == 2
+    assert "runs no networks" in capsys.readouterr().err
+
+
+def test_cli_backend_option_round_trips(tiny, tmp_path, sample_paths, capsys):
+    from semcomp_core.cli.main import main
+    from semcomp_core.imageio import load_image
+
+    root = tiny[0]
+    spec = f"semantic-gan:segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    smc = tmp_path / "f.smc"
+    assert main(["encode", str(sample_paths[0]), "-o", str(smc), "--codec", spec, "--backend", "onnxruntime"]) == 0
+    outs = {}
+    for backend in ("torch", "onnxruntime"):
+        png = tmp_path / f"{backend}.png"
+        assert main(["decode", str(smc), "-o", str(png), "--decoder-options", f"decoder={root / 'gen'}",
+                     "--backend", backend]) == 0
+        info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert backend in info["implementation"] or backend == "torch"
+        outs[backend] = load_image(png)
+    assert psnr(outs["torch"], outs["onnxruntime"]) >= 40.0
+    assert main(["encode", str(sample_paths[0]), "-o", str(smc), "--codec", "jpeg", "--backend", "onnxruntime"]) == 2

@@ -12,10 +12,18 @@ from ..errors import UsageError
 DEMO_CODECS = ["bpg:q=51", "webp:quality=0", "jpeg:quality=3"]
 
 
-def _codecs_from(text: str, device: str):
+def _codecs_from(text: str, device: str, backend: str | None = None):
+    """Codecs of a ``--codecs`` list; ``backend`` (--backend) applies to every codec with networks
+    whose spec does not name one."""
     from .. import codecs
 
-    return [codecs.create(spec, device=device) for spec in codecs.parse_spec_list(text)]
+    out = []
+    for spec in codecs.parse_spec_list(text):
+        params = dict(spec.params)
+        if backend and "backend" in codecs.CODECS.get(spec.name).params:
+            params.setdefault("backend", backend)
+        out.append(codecs.create(codecs.CodecSpec(spec.name, params), device=device))
+    return out
 
 
 def _frames(args) -> tuple[int, Iterator[tuple[str, np.ndarray, np.ndarray | None]]]:
@@ -81,7 +89,7 @@ def run_bench(args) -> int:
     from ..bench.report import format_table
     from ..bench.runner import BenchRunner
 
-    codecs = _codecs_from(args.codecs, args.device)
+    codecs = _codecs_from(args.codecs, args.device, args.backend)
     seg_kw = semantic_kwargs(args.segmenter, args.eval_segmenter, args.device)
     seg = seg_kw.get("segmenter")
     if args.bag is not None:
@@ -139,7 +147,7 @@ def run_demo(args) -> int:
     from ..imageio import list_images, load_image
     from ..paths import SAMPLES_DIR
 
-    codecs = _codecs_from(",".join(demo_codecs()), args.device)
+    codecs = _codecs_from(",".join(demo_codecs()), args.device, args.backend)
     files = list_images(SAMPLES_DIR / "images")
     seg_kw = semantic_kwargs("auto", "auto", args.device)
     seg, ev = seg_kw.get("segmenter"), seg_kw.get("eval_segmenter")

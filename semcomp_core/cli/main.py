@@ -1,6 +1,6 @@
 """``semcomp`` command line.
 
-Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``bench``, ``demo``,
+Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``export``, ``bench``, ``demo``,
 ``segmap-bench``, ``train``, ``make-bag``. Errors in user input or data print one line
 ``semcomp: error: ...`` on stderr and exit non-zero (2 usage, 1 bad data,
 3 internal); set SEMCOMP_DEBUG=1 for a traceback.
@@ -26,8 +26,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _add_device(p: argparse.ArgumentParser) -> None:
+def _add_device(p: argparse.ArgumentParser, backend: bool = True) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (models only; classic codecs ignore it)")
+    if backend:
+        p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"),
+                       help="where networks run (codecs with networks; default: the codec's, torch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     p.add_argument("--quiet", action="store_true")
     _add_device(p)
+
+    p = sub.add_parser("export", help="export a codec's networks to ONNX with sidecars and a parity check")
+    p.add_argument("--codec", default=DEFAULT_CODEC, help="codec spec whose networks to export (default semantic-gan)")
+    p.add_argument("--format", default="onnx", choices=("onnx", "tensorrt"))
+    p.add_argument("--sizes", default="", help="extra frame sizes HxW for the parity check, e.g. 360x480,512x1024")
+    p.add_argument("--out", type=Path, required=True, help="output folder (one .onnx + .json per network)")
 
     p = sub.add_parser("segmap-bench", help="seg-map layer vs optimised PNG on label maps")
     p.add_argument("--labels", type=Path, required=True, help="folder of label PNGs (e.g. camvid/valannot)")
@@ -150,7 +159,7 @@ def cmd_encode(args) -> int:
 
     from .. import codecs
 
-    codec = codecs.build(args.codec, args.quality, args.device)
+    codec = codecs.build(args.codec, args.quality, args.device, _backend_option(args))
     image = load_image(args.image)
     t0 = time.perf_counter()
     data = codec.encode(image)
@@ -175,7 +184,10 @@ def cmd_decode(args) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
     container = unpack(data)
-    codec = codecs.decoder_for(container, args.device, args.decoder_options)
+    receiver = codecs.parse_receiver_options(args.decoder_options)
+    if args.backend:
+        receiver["backend"] = args.backend
+    codec = codecs.decoder_for(container, args.device, receiver)
     t0 = time.perf_counter()
     image = codec.reconstruct(container)
     ms = (time.perf_counter() - t0) * 1e3
@@ -186,6 +198,51 @@ def cmd_decode(args) -> int:
     _print_json({"codec": codec.name, "implementation": codec.implementation, "bytes": len(data),
                  "bpp": bits_per_pixel(len(data), h, w), "height": h, "width": w,
                  "decode_ms": round(ms, 2), "output": str(args.output)})
+    return 0
+
+
+def _backend_option(args) -> str:
+    """``--backend`` as a codec option (``backend=...``), or empty."""
+    return f"backend={args.backend}" if getattr(args, "backend", None) else ""
+
+
+def _parse_sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        h, sep, w = item.partition("x")
+        if not sep or not h.isdigit() or not w.isdigit() or not (8 <= int(h) <= 4096 and 8 <= int(w) <= 4096):
+            raise UsageError(f"bad size {item!r}: expected HxW with sides 8..4096, e.g. 360x480")
+        sizes.append((int(h) // 8 * 8, int(w) // 8 * 8))
+    return sizes
+
+
+def cmd_export(args) -> int:
+    from .. import codecs
+    from ..imageio import list_images, load_image
+    from ..inference.export import PARITY_SIZES, export_onnx
+    from ..paths import SAMPLES_DIR, WEIGHTS_DIR
+
+    if args.format == "tensorrt":
+        raise UsageError("--format tensorrt is not available yet: export to ONNX and build an engine with "
+                         "trtexec --onnx=DIR/generator.onnx (see export/README.md)")
+    sizes = list(PARITY_SIZES) + _parse_sizes(args.sizes)
+    codec = codecs.build(args.codec, device="cpu")
+    if not hasattr(codec, "networks"):
+        raise UsageError(f"codec {codec.name!r} runs no networks: nothing to export")
+    frame = load_image(list_images(SAMPLES_DIR / "images")[0])
+    real = codec.real_feeds(frame)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for kind, (model, folder) in codec.networks().items():
+        side = export_onnx(kind, model, args.out / f"{kind}.onnx", sizes=sizes,
+                           real={"bundled_frame": real[kind]},
+                           extra={"codec_spec": codec.wire_label(), "codec_config": codec.export_info(),
+                                  "source": "shipped" if folder.startswith(str(WEIGHTS_DIR))
+                                  else folder})
+        worst = max(e["max_abs_error"] for e in side["parity"].values())
+        agree = min((e["label_agreement"] for e in side["parity"].values() if "label_agreement" in e), default=None)
+        _print_json({"network": kind, "onnx": str(args.out / f"{kind}.onnx"), "sidecar": str(args.out / f"{kind}.json"),
+                     "opset": side["opset"], "sha256": side["sha256"], "max_abs_error": worst,
+                     "label_agreement": agree, "checked": list(side["parity"])})
     return 0
 
 
@@ -252,7 +309,7 @@ def cmd_train(args) -> int:
     return run_train(args)
 
 
-COMMANDS = {"inspect": cmd_inspect, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
+COMMANDS = {"export": cmd_export, "inspect": cmd_inspect, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
             "demo": cmd_demo, "segmap-bench": cmd_segmap_bench}
 
 

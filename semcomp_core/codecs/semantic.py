@@ -39,7 +39,7 @@ from ..layers.decoder_params import MAX_SEED
 from ..paths import WEIGHTS_DIR
 from . import register_codec
 from .base import Codec, Param
-from ..inference.base import BACKENDS
+from ..inference.base import BACKENDS, TENSORRT_MISSING
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, resolve_level
 
 _FACTORS = (4, 8, 16, 32)
@@ -108,11 +108,13 @@ class SemanticGanCodec(Codec):
                          side="receiver", local=True),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, or onnxruntime (exported to "
                          "ONNX once, cached); the sender's segmenter and the receiver's generator alike",
-                         choices=BACKENDS, side="receiver", local=True),
+                         choices=BACKENDS + ("tensorrt",), side="receiver", local=True),
     }
 
     def __init__(self, device: str = "cpu", **params) -> None:
         super().__init__(device, **params)
+        if self.config["backend"] == "tensorrt":
+            raise UsageError(TENSORRT_MISSING)
         self.level = LEVELS[self.config["level"]]
         self._seg_path = _model_dir(self.config["segmenter"], "segmenter")
         self._gen_path = _model_dir(self.config["decoder"], "decoder")
@@ -133,6 +135,38 @@ class SemanticGanCodec(Codec):
         path = self._seg_path if kind == "segmenter" else self._gen_path
         runner = self._runners[kind] = _runner(path, self.device, kind, self.config["backend"])
         return runner
+
+    def networks(self) -> dict:
+        """``{kind: (torch model, model folder)}`` of the networks this codec runs (for export)."""
+        return {"segmenter": (self.segmenter, self._seg_path), "generator": (self.generator, self._gen_path)}
+
+    def export_info(self) -> dict:
+        """What a receiver must match, for export sidecars: codec, level table, classes, label table."""
+        gen = self.generator
+        return {"codec": self.name, "codec_id": int(CodecId.SEMANTIC_GAN), "num_classes": gen.num_classes,
+                "class_names": gen.config.get("class_names"), "label_table": f"{self.label_table(gen):#06x}",
+                "levels": [dict(name=lv.name, map_factor=lv.map_factor, thumb=list(lv.thumb), color_qi=lv.color_qi)
+                           for lv in LEVELS]}
+
+    def real_feeds(self, image: np.ndarray) -> dict:
+        """Network inputs made from a real frame by this codec (for export parity checks)."""
+        import torch
+
+        from ..bitstream import unpack
+
+        c = unpack(self.encode(image))
+        H, W = c.height, c.width
+        labels = self.segmap_layer.decode(c.layer(LayerId.SEGMAP))
+        factor = map_factor_from_shape(*labels.shape, H, W)
+        thumb = ColorMapLayer().decode(c.layer(LayerId.COLORMAP))
+        onehot, color = conditioning(labels, factor, thumb, H, W, self.generator.num_classes)
+        noise = make_noise(self.generator, onehot.shape, 0)
+        if noise is None:
+            noise = torch.zeros(1, 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        return {"segmenter": {"image": x},
+                "generator": {"onehot": onehot.contiguous().numpy(), "color": color.contiguous().numpy(),
+                              "noise": noise.contiguous().numpy()}}
 
     @property
     def implementation(self) -> str:

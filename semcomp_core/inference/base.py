@@ -10,8 +10,11 @@ import numpy as np
 from ..devices import check_device
 from ..errors import UsageError
 
-#: backends a codec's ``backend=`` parameter may name
+#: backends that run here
 BACKENDS = ("torch", "onnxruntime")
+#: why ``tensorrt`` is refused (the name is reserved: it is what Jetson users will ask for)
+TENSORRT_MISSING = ("backend tensorrt is not available yet: use torch or onnxruntime "
+                    "(TensorRT engines will be built from the same exported ONNX)")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,5 @@ def make_runner(kind: str, model, backend: str = "torch", device: str = "cpu", *
 
         return OrtRunner(kind, cached_onnx(kind, model, model_dir), device)
     if backend == "tensorrt":
-        raise UsageError("backend tensorrt is not available yet: use torch or onnxruntime "
-                         "(TensorRT engines will be built from the same exported ONNX)")
+        raise UsageError(TENSORRT_MISSING)
     raise UsageError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")

@@ -18,6 +18,7 @@ import copy
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,10 @@ def _exportable(kind: str, model):
     return m
 
 
-def parity(kind: str, model, onnx_path: str | Path, sizes=PARITY_SIZES, seed: int = 0) -> dict:
-    """Max abs error (and label agreement for segmenters) of the ONNX file vs the torch model."""
+def parity(kind: str, model, onnx_path: str | Path, sizes=PARITY_SIZES, seed: int = 0,
+           real: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+    """Max abs error (and label agreement for segmenters) of the ONNX file vs the torch model, on
+    random inputs at ``sizes`` and on the named ``real`` feeds (e.g. from bundled frames)."""
     import onnxruntime as ort
     import torch
 
@@ -70,22 +73,24 @@ def parity(kind: str, model, onnx_path: str | Path, sizes=PARITY_SIZES, seed: in
     ref_model = _exportable(kind, model)
     rng = np.random.default_rng(seed)
     out = {}
-    for h, w in sizes:
-        feeds = spec.example(model, h, w, rng)
+    cases = [(f"{h}x{w}", spec.example(model, h, w, rng)) for h, w in sizes] + list((real or {}).items())
+    for name, feeds in cases:
         with torch.inference_mode():
             ref = ref_model(*[torch.from_numpy(feeds[n]) for n in spec.inputs]).numpy()
         got = sess.run([spec.output], feeds)[0]
         entry = {"max_abs_error": float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")}
         if kind == "segmenter" and got.shape == ref.shape:
             entry["label_agreement"] = float((got.argmax(1) == ref.argmax(1)).mean())
-        out[f"{h}x{w}"] = entry
+        out[name] = entry
     return out
 
 
-def export_onnx(kind: str, model, path: str | Path, opset: int = OPSET, extra: dict | None = None) -> dict:
+def export_onnx(kind: str, model, path: str | Path, opset: int = OPSET, extra: dict | None = None,
+                sizes=PARITY_SIZES, real: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
     """Export ``model`` (network ``kind``) to ``path`` + a sidecar ``.json``; returns the sidecar.
 
-    ExportError (nothing written) when the export fails or parity is off."""
+    Parity is checked at ``sizes`` (random inputs) and on ``real`` feeds. ExportError (nothing
+    written) when the export fails or parity is off."""
     import onnx
     import torch
 
@@ -97,10 +102,13 @@ def export_onnx(kind: str, model, path: str | Path, opset: int = OPSET, extra: d
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     feeds = spec.example(model, *PARITY_SIZES[0], np.random.default_rng(0))
     try:
-        torch.onnx.export(_exportable(kind, model), tuple(torch.from_numpy(feeds[n]) for n in spec.inputs),
-                          str(tmp), input_names=list(spec.inputs), output_names=[spec.output],
-                          opset_version=opset, dynamo=False, dynamic_axes=spec.dynamic, do_constant_folding=True)
-        checked = parity(kind, model, tmp)
+        with warnings.catch_warnings():  # the tracer's notes on shapes and instance norm: not actionable here
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_exportable(kind, model), tuple(torch.from_numpy(feeds[n]) for n in spec.inputs),
+                              str(tmp), input_names=list(spec.inputs), output_names=[spec.output],
+                              opset_version=opset, dynamo=False, dynamic_axes=spec.dynamic,
+                              do_constant_folding=True)
+        checked = parity(kind, model, tmp, sizes=sizes, real=real)
     except ExportError:
         tmp.unlink(missing_ok=True)
         raise
