@@ -66,7 +66,7 @@ def _expected_psnr(a: np.ndarray, b: np.ndarray) -> float:
 def bench(frame, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     coded = [_recording(codecs.create(spec)) for spec in ("jpeg:quality=20", "webp:quality=30")]
-    runner = BenchRunner(coded, out)
+    runner = BenchRunner(coded, out, warmup=False)   # every encode call is then a scored one
     frames = {"crop": frame, "crop_flipped": np.ascontiguousarray(frame[::-1, ::-1])}
     outcomes = [o for name, img in frames.items() for o in runner.run_frame(name, img)]
     summary = runner.finish()
@@ -216,3 +216,16 @@ def test_decoder_stage_refuses_a_negative_max_pixels_at_construction():
 
     with pytest.raises(UsageError, match="max_pixels"):
         DecoderStage(max_pixels=-1)
+
+
+def test_warm_up_call_is_not_scored_and_changes_no_number(frame, tmp_path):
+    """The default warm-up encodes/decodes the first frame once untimed: rows are those of a cold run."""
+    rows = {}
+    for warm in (True, False):
+        codec = _recording(codecs.create("jpeg:quality=20"))
+        runner = BenchRunner([codec], tmp_path / str(warm), warmup=warm)
+        out = runner.run_frame("f", frame)
+        runner.close()
+        assert len(codec.returned) == (2 if warm else 1) and len(out) == 1
+        rows[warm] = {k: out[0].row[k] for k in ("bytes", "bpp", "psnr", "ms_ssim")}
+    assert rows[True] == rows[False]
