@@ -330,16 +330,18 @@ def test_background_rebuild_keeps_encoding_with_old_codec_until_ready(frame):
 
 
 def test_background_requests_are_coalesced_to_the_latest(frame):
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
     built = []
 
     def slow_builder(*key):
+        entered.set()
         gate.wait(5)
         built.append(key[0])
         return build_codec(*key)
 
     stage = EncoderStage("jpeg", builder=slow_builder)
     stage.request("webp")
+    assert entered.wait(5)   # the worker is busy with webp: what follows can only re-aim it
     stage.request("bpg", 40)
     stage.request("jpeg", 70)
     gate.set()
