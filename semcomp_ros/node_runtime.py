@@ -84,7 +84,7 @@ def run_node(node_class, args=None):
         except Exception as exc:  # noqa: B902 - bad parameter values or types, unknown codec
             get_logger(node_class.NODE_NAME).fatal(f'cannot start: {type(exc).__name__}: {exc}')
             return 2
-        rclpy.spin(node)
+        _spin_until_shutdown(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -93,6 +93,23 @@ def run_node(node_class, args=None):
             node.destroy_node()
         _shutdown()
     return 0
+
+
+def _spin_until_shutdown(node):
+    """Spin ``node``; a shutdown racing the executor is a normal end, not an error.
+
+    On SIGINT rclpy's signal handler shuts the context down; if that lands while the
+    executor builds its wait set, rclpy raises RCLError ("the given context is not
+    valid") instead of KeyboardInterrupt. Anything raised after the context stopped
+    being ok is therefore treated as shutdown; while it is ok, errors propagate.
+    """
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        raise
+    except Exception:  # noqa: B902 - RCLError and friends when shutdown races the wait set
+        if node.context.ok():
+            raise
 
 
 def _shutdown():
