@@ -71,6 +71,7 @@ class _CodecStats:
     eval_semantic: SemanticPreservation | None = None
     lossless: int = 0
     warmed: bool = False
+    implementation: str = ""
 
 
 def _finite(x: float) -> float | None:
@@ -137,7 +138,7 @@ class BenchRunner:
             recon = self.receive(st.codec, data)
             t2 = time.perf_counter()
             p = psnr(image, recon)
-            row = {"image": name, "codec": st.label, "implementation": st.codec.implementation,
+            row = {"image": name, "codec": st.label, "implementation": self.implementation(st.codec, data),
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
@@ -158,6 +159,16 @@ class BenchRunner:
         self.frames += 1
         return outcomes
 
+    def implementation(self, codec: Codec, data: bytes) -> str:
+        """What ran on both sides: the encoding instance and the receiver's (one text when they agree)."""
+        enc = codec.implementation
+        dec = decoder_for(unpack(data), codec.device, codec.receiver_config()).implementation
+        text = enc if enc == dec else f"sender: {enc} | receiver: {dec}"
+        for st in self.stats:
+            if st.codec is codec:
+                st.implementation = text
+        return text
+
     @staticmethod
     def receive(codec: Codec, data: bytes) -> np.ndarray:
         """Decode ``data`` exactly as a receiver configured like ``codec``'s receiver-side options would."""
@@ -173,7 +184,7 @@ class BenchRunner:
     def summary(self) -> list[dict]:
         out = []
         for st in self.stats:
-            s = {"codec": st.label, "name": st.codec.name, "implementation": st.codec.implementation,
+            s = {"codec": st.label, "name": st.codec.name, "implementation": st.implementation or st.codec.implementation,
                  "frames": len(st.values["bytes"]), "lossless_frames": st.lossless}
             for m in SUMMARY_METRICS:
                 vals = np.frombuffer(st.values[m], dtype=np.float64) if len(st.values[m]) else np.zeros(0)
