@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a codec's networks to ONNX with sidecars and a parity check")
     p.add_argument("--codec", default=DEFAULT_CODEC, help="codec spec whose networks to export (default semantic-gan)")
-    p.add_argument("--format", default="onnx", choices=("onnx", "tensorrt"))
+    p.add_argument("--format", default="onnx", choices=("onnx", "tensorrt"),
+                   help="onnx, or tensorrt: the ONNX files plus an engine per network built on this GPU")
+    p.add_argument("--fp16", action="store_true", help="tensorrt: build fp16 engines (TensorRT 10.x)")
+    p.add_argument("--device", default="cuda", help="tensorrt: the GPU to build for (cuda or cuda:N)")
     p.add_argument("--sizes", default="", help="extra frame sizes HxW for the parity check, e.g. 360x480,512x1024")
     p.add_argument("--out", type=Path, required=True, help="output folder (one .onnx + .json per network)")
 
@@ -223,8 +226,9 @@ def cmd_export(args) -> int:
     from ..paths import SAMPLES_DIR, WEIGHTS_DIR
 
     if args.format == "tensorrt":
-        raise UsageError("--format tensorrt is not available yet: export to ONNX and build an engine with "
-                         "trtexec --onnx=DIR/generator.onnx (see export/README.md)")
+        from ..inference.trt_backend import import_tensorrt
+
+        import_tensorrt()
     sizes = list(PARITY_SIZES) + _parse_sizes(args.sizes)
     codec = codecs.build(args.codec, device="cpu")
     if not hasattr(codec, "networks"):
@@ -240,9 +244,16 @@ def cmd_export(args) -> int:
                                   else folder})
         worst = max(e["max_abs_error"] for e in side["parity"].values())
         agree = min((e["label_agreement"] for e in side["parity"].values() if "label_agreement" in e), default=None)
-        _print_json({"network": kind, "onnx": str(args.out / f"{kind}.onnx"), "sidecar": str(args.out / f"{kind}.json"),
-                     "opset": side["opset"], "sha256": side["sha256"], "max_abs_error": worst,
-                     "label_agreement": agree, "checked": list(side["parity"])})
+        row = {"network": kind, "onnx": str(args.out / f"{kind}.onnx"), "sidecar": str(args.out / f"{kind}.json"),
+               "opset": side["opset"], "sha256": side["sha256"], "max_abs_error": worst,
+               "label_agreement": agree, "checked": list(side["parity"])}
+        if args.format == "tensorrt":  # build (or reuse) the engine for this GPU into OUT/engines
+            from ..inference.trt_backend import TrtRunner
+
+            runner = TrtRunner(kind, args.out / f"{kind}.onnx", model.config, args.device,
+                               precision="fp16" if args.fp16 else "fp32", engine_cache=args.out / "engines")
+            row.update(engine=str(runner.plan_path), engine_key=runner.key)
+        _print_json(row)
     return 0
 
 

@@ -39,7 +39,7 @@ from ..layers.decoder_params import MAX_SEED
 from ..paths import WEIGHTS_DIR
 from . import register_codec
 from .base import Codec, Param
-from ..inference.base import BACKENDS, TENSORRT_MISSING
+from ..inference.base import BACKENDS
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, resolve_level
 
 _FACTORS = (4, 8, 16, 32)
@@ -106,15 +106,20 @@ class SemanticGanCodec(Codec):
                            local=True),
         "decoder": Param(str, "default", "generator model folder the receiver runs, or 'default' for the shipped weights",
                          side="receiver", local=True),
-        "backend": Param(str, "torch", "where this instance runs its networks: torch, or onnxruntime (exported to "
-                         "ONNX once, cached); the sender's segmenter and the receiver's generator alike",
-                         choices=BACKENDS + ("tensorrt",), side="receiver", local=True),
+        "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
+                         "from an ONNX export made once and cached); the sender's segmenter and the "
+                         "receiver's generator alike",
+                         choices=BACKENDS, side="receiver", local=True),
     }
 
     def __init__(self, device: str = "cpu", **params) -> None:
         super().__init__(device, **params)
         if self.config["backend"] == "tensorrt":
-            raise UsageError(TENSORRT_MISSING)
+            from ..inference.trt_backend import import_tensorrt
+
+            import_tensorrt()
+            if not self.device.startswith("cuda"):
+                raise UsageError("backend tensorrt runs on a CUDA device: pass --device cuda")
         self.level = LEVELS[self.config["level"]]
         self._seg_path = _model_dir(self.config["segmenter"], "segmenter")
         self._gen_path = _model_dir(self.config["decoder"], "decoder")

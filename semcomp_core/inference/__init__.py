@@ -9,8 +9,10 @@ backend behind it is chosen by name:
   the CPU or CUDA execution provider; the provider that really runs is checked
   and reported (no silent fall-back from CUDA to CPU).
 
-TensorRT is not available yet (``backend=tensorrt`` is refused with a clear
-message); it will build engines from the same exported ONNX.
+* ``tensorrt`` -- engines built from the same exported ONNX with the TensorRT Python
+  API (:mod:`semcomp_core.inference.trt_backend`: engine cache keyed by ONNX sha256,
+  TensorRT version, GPU and compute capability, precision and profile); needs
+  TensorRT and a CUDA GPU, refused with a clear message where they are missing.
 
 Which inputs a network takes is declared once, in :data:`NETWORKS`, and used by
 the export, the parity check and every backend, so adding a network or a backend

@@ -10,11 +10,8 @@ import numpy as np
 from ..devices import check_device
 from ..errors import UsageError
 
-#: backends that run here
-BACKENDS = ("torch", "onnxruntime")
-#: why ``tensorrt`` is refused (the name is reserved: it is what Jetson users will ask for)
-TENSORRT_MISSING = ("backend tensorrt is not available yet: use torch or onnxruntime "
-                    "(TensorRT engines will be built from the same exported ONNX)")
+#: backends a codec's ``backend=`` parameter may name (tensorrt needs TensorRT and a CUDA GPU)
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,8 @@ class Runner(ABC):
         return self.run({n: feeds[n] for n in self.spec.inputs})
 
 
-def make_runner(kind: str, model, backend: str = "torch", device: str = "cpu", *, model_dir: str | None = None) -> Runner:
+def make_runner(kind: str, model, backend: str = "torch", device: str = "cpu", *, model_dir: str | None = None,
+                engine_cache: str | None = None) -> Runner:
     """A runner for ``model`` (an eval-mode torch module of network ``kind``) on ``backend``.
 
     ``model_dir`` (the folder the model was loaded from) keys the ONNX cache of the onnxruntime backend.
@@ -98,5 +96,10 @@ def make_runner(kind: str, model, backend: str = "torch", device: str = "cpu", *
 
         return OrtRunner(kind, cached_onnx(kind, model, model_dir), device)
     if backend == "tensorrt":
-        raise UsageError(TENSORRT_MISSING)
+        from .export import cached_onnx
+        from .trt_backend import TrtRunner, import_tensorrt
+
+        import_tensorrt()  # a clear error before any export work when TensorRT is missing
+        return TrtRunner(kind, cached_onnx(kind, model, model_dir), model.config, device,
+                         engine_cache=engine_cache)
     raise UsageError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
