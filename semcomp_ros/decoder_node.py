@@ -45,7 +45,9 @@ class DecoderNode(Node):
         self.params = declare_all(self, DECODER_PARAMS)
         p = self.params
         self.stage = DecoderStage(p['device'], max_pixels=p['max_pixels'],
-                                  decoder_options=p['decoder_options'])
+                                  decoder_options=p['decoder_options'], backend=p['backend'])
+        for implementation in self.stage.warm_up():  # networks loaded before the first frame
+            self.get_logger().info(f'warmed up: {implementation}')
         self.hardware_id = hardware_id(p['input_topic'])
         output = p['output_topic'] or p['input_topic'].rstrip('/') + '/reconstructed'
         self.publisher = create_image_publisher(
@@ -79,7 +81,7 @@ class DecoderNode(Node):
             changes = validate_changes(DECODER_PARAMS, params)
             self.stage.configure(
                 device=changes.get('device'), max_pixels=changes.get('max_pixels'),
-                decoder_options=changes.get('decoder_options'))
+                decoder_options=changes.get('decoder_options'), backend=changes.get('backend'))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.params = dict(self.params, **changes)

@@ -197,6 +197,12 @@ DECODER_PARAMS = (
               'from the bitstream. Checked when set (unknown keys are rejected); a model that '
               'cannot be loaded is counted per frame (frames_failed). Empty: none.',
               check=_check_receiver_options),
+    ParamSpec('backend', '',
+              'Where the receiver runs its networks: torch, onnxruntime (exported to ONNX once and '
+              'cached) or tensorrt (needs TensorRT and device cuda); empty: the codec default '
+              '(torch). A backend named in decoder_options wins. The networks are loaded and run '
+              'once at start (warm-up), so the first frame has no loading spike.',
+              choices=('', 'torch', 'onnxruntime', 'tensorrt')),
     ParamSpec('max_pixels', 0,
               'Reject bitstreams announcing more pixels than this before decoding (0: no limit '
               'beyond the container maximum of 16384 x 16384).',

@@ -200,3 +200,18 @@ def test_cli_backend_option_round_trips(tiny, tmp_path, sample_paths, capsys):
         outs[backend] = load_image(png)
     assert psnr(outs["torch"], outs["onnxruntime"]) >= 40.0
     assert main(["encode", str(sample_paths[0]), "-o", str(smc), "--codec", "jpeg", "--backend", "onnxruntime"]) == 2
+
+
+def test_decoder_stage_backend_and_warm_up(tiny):
+    from semcomp_core.pipeline import DecoderStage
+
+    root = tiny[0]
+    stage = DecoderStage(decoder_options=f"decoder={root / 'gen'}", backend="onnxruntime")
+    ran = stage.warm_up()
+    assert len(ran) == 1 and "generator on onnxruntime" in ran[0]
+    assert stage.diagnostics().values["backend"] == "onnxruntime"
+    stage.configure(decoder_options=f"decoder={root / 'gen'}:backend=torch")   # options win over the param
+    assert "generator on torch" in stage.warm_up()[0]
+    with pytest.raises(UsageError, match="backend must be one of"):
+        stage.configure(backend="tflite")
+    assert stage._receiver["backend"] == "torch"                                # nothing changed

@@ -114,7 +114,13 @@ def decoder_for(data: bytes | Container, device: str = "cpu", receiver: str | di
     container, so no encoder parameter is needed here."""
     opts = parse_receiver_options(receiver)
     container = data if isinstance(data, Container) else unpack(data)
-    cls = codec_class_for_id(container.codec_id)
+    return receiver_instance(codec_class_for_id(container.codec_id), device, opts)
+
+
+def receiver_instance(cls: type[Codec], device: str = "cpu", receiver: str | dict | None = None) -> Codec:
+    """The (cached) receiver instance of codec class ``cls`` -- what :func:`decoder_for` returns for its
+    containers; used directly to warm a receiver up before its first frame."""
+    opts = parse_receiver_options(receiver)
     mine = {k: v for k, v in opts.items() if k in cls.params and cls.params[k].side == "receiver"}
     key = (cls, device, tuple(sorted((k, str(v)) for k, v in mine.items())))
     if key not in _DECODER_CACHE:
@@ -137,4 +143,4 @@ def available() -> list[str]:
 from . import bpg, classic, semantic  # noqa: E402,F401
 
 __all__ = ["CODECS", "Codec", "CodecSpec", "Param", "available", "build", "codec_class_for_id", "create",
-           "decode", "decoder_for", "parse_receiver_options", "parse_spec", "parse_spec_list", "register_codec"]
+           "decode", "decoder_for", "parse_receiver_options", "receiver_instance", "parse_spec", "parse_spec_list", "register_codec"]

@@ -126,6 +126,10 @@ class Codec(ABC):
                 and (k == self.quality_param or self.config[k] != p.default)]
         return self.name + "".join(f":{k}={self.config[k]}" for k in keys)
 
+    def warm_up_receiver(self) -> None:
+        """Load and run whatever the decoder runs once (a tiny dummy frame), so a receiver's first real
+        frame has no loading spike. Codecs without networks have nothing to do."""
+
     def receiver_config(self) -> dict[str, Any]:
         """The receiver-side parameters of this instance (what :func:`codecs.decoder_for` takes)."""
         return {k: self.config[k] for k, p in self.params.items() if p.side == "receiver"}

@@ -141,6 +141,9 @@ class SemanticGanCodec(Codec):
         runner = self._runners[kind] = _runner(path, self.device, kind, self.config["backend"])
         return runner
 
+    def warm_up_receiver(self) -> None:
+        self.render(np.zeros((2, 2), np.uint8), 32, np.full((2, 2, 3), 128, np.uint8), 64, 64)
+
     def networks(self) -> dict:
         """``{kind: (torch model, model folder)}`` of the networks this codec runs (for export)."""
         return {"segmenter": (self.segmenter, self._seg_path), "generator": (self.generator, self._gen_path)}

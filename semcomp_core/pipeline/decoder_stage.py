@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..bitstream import unpack
-from ..codecs import decoder_for, parse_receiver_options
+from ..codecs import CODECS, decoder_for, parse_receiver_options, receiver_instance
 from ..devices import check_device
+from ..inference.base import BACKENDS
 from ..errors import BitstreamError, ModelMismatchError, UsageError
 from ..image_messages import FORMAT_PREFIX, as_bytes, header_text
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
@@ -50,27 +51,47 @@ class DecoderStage:
     """
 
     def __init__(self, device: str = "cpu", *, max_pixels: int = 0, decoder_options: str = "",
-                 window: int = 1000) -> None:
+                 backend: str = "", window: int = 1000) -> None:
         self.device, self.max_pixels, self.decoder_options, self._receiver = "cpu", 0, "", {}
-        self.configure(device, max_pixels, str(decoder_options or ""))
+        self.backend = ""
+        self.configure(device, max_pixels, str(decoder_options or ""), backend)
         self.counters = Counters("received", "decoded", "rejected", "corrupt", "mismatch", "errors")
         self.decode_ms = RollingWindow(window)
         self.rate = RateMeter()
         self.last_error = ""
         self.last_format = ""
 
+    def warm_up(self) -> list[str]:
+        """Load and run every codec's receiver networks once on a dummy frame (node start, after a
+        change of device or options), so the first real frame has no loading spike. Returns what ran;
+        raises what loading raises (missing weights: UsageError)."""
+        ran = []
+        for name, cls in CODECS.items():
+            if "warm_up_receiver" in cls.__dict__:  # codecs that run networks on the receiver
+                codec = receiver_instance(cls, self.device, self._receiver)
+                codec.warm_up_receiver()
+                ran.append(codec.implementation)
+        return ran
+
     def configure(self, device: str | None = None, max_pixels: int | None = None,
-                  decoder_options: str | None = None) -> None:
-        """Change device, size limit or receiver options (UsageError if invalid; nothing changes then)."""
+                  decoder_options: str | None = None, backend: str | None = None) -> None:
+        """Change device, size limit, receiver options or backend (UsageError if invalid; nothing
+        changes then). ``backend`` (torch, onnxruntime, tensorrt; empty: each codec's default)
+        applies to every codec with networks unless ``decoder_options`` names one."""
         dev = check_device(device) if device is not None else self.device
         if max_pixels is not None and int(max_pixels) < 0:
             raise UsageError(f"max_pixels must be >= 0, got {max_pixels}")
-        receiver = parse_receiver_options(decoder_options) if decoder_options is not None else self._receiver
+        options = str(decoder_options) if decoder_options is not None else self.decoder_options
+        back = str(backend) if backend is not None else self.backend
+        receiver = parse_receiver_options(options)
+        if back and back not in BACKENDS:
+            raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {back!r}")
+        if back:
+            receiver = dict({"backend": back}, **receiver)
         self.device = dev
         if max_pixels is not None:
             self.max_pixels = int(max_pixels)
-        if decoder_options is not None:
-            self.decoder_options, self._receiver = str(decoder_options), receiver
+        self.decoder_options, self.backend, self._receiver = options, back, receiver
 
     # -- per frame -----------------------------------------------------------------------
     def decode_msg(self, msg: Any) -> DecodedFrame | None:
@@ -130,6 +151,7 @@ class DecoderStage:
             "frames_model_mismatch": str(c["mismatch"]),
             "frames_failed": str(c["errors"]),
             "decoder_options": self.decoder_options or "-",
+            "backend": self._receiver.get("backend", "codec default"),
             "fps": fmt(fps),
             "bitrate_kbps": fmt(bytes_per_s * 8 / 1e3),
             "decode_ms_p50": fmt(self.decode_ms.percentile(50)),
