@@ -127,6 +127,16 @@ def _print_json(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
 
 
+def _read_input(path: Path) -> bytes:
+    """The bytes of an input file; UsageError (exit 2) naming the problem."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     if path.parent and not path.parent.exists():
@@ -180,12 +190,7 @@ def cmd_decode(args) -> int:
     from ..bitstream import bits_per_pixel, unpack
     from ..imageio import save_png
 
-    try:
-        data = Path(args.input).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {args.input}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
+    data = _read_input(args.input)
     container = unpack(data)
     receiver = codecs.parse_receiver_options(args.decoder_options)
     if args.backend:
@@ -260,12 +265,7 @@ def cmd_export(args) -> int:
 def cmd_inspect(args) -> int:
     from ..bitstream.inspect import describe, format_description
 
-    try:
-        data = Path(args.input).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {args.input}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
+    data = _read_input(args.input)
     d = describe(data)
     if args.json:
         _print_json(d)
