@@ -215,3 +215,21 @@ def test_decoder_stage_backend_and_warm_up(tiny):
     with pytest.raises(UsageError, match="backend must be one of"):
         stage.configure(backend="tflite")
     assert stage._receiver["backend"] == "torch"                                # nothing changed
+
+
+def test_every_shipped_network_exports_with_parity(tmp_path, capsys):
+    """CI keeps the deployment path of the shipped weights working: `semcomp export` (ONNX, parity on
+    random sizes and on a bundled frame) must pass for every network the default codec runs."""
+    from semcomp_core.cli.main import main
+    from semcomp_core.paths import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "decoder" / "config.json").exists():
+        pytest.skip("no shipped weights in this checkout")
+    assert main(["export", "--out", str(tmp_path)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert {r["network"] for r in rows} == {"segmenter", "generator"}
+    for r in rows:
+        side = json.loads((tmp_path / f"{r['network']}.json").read_text())
+        assert side["codec_config"]["label_table"] and side["source"] == "shipped"
+        assert r["max_abs_error"] <= ex.TOLERANCE[r["network"]] and "bundled_frame" in r["checked"]
+    assert next(r for r in rows if r["network"] == "segmenter")["label_agreement"] >= ex.MIN_LABEL_AGREEMENT
