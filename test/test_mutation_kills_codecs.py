@@ -61,7 +61,7 @@ def test_build_quality_rule():
     assert build("bpg", quality="-3").config["q"] == 51
     assert build("bpg:q=30", quality=" ").config["q"] == 30
     assert build("webp", quality=0).config["quality"] == 0
-    with pytest.raises(UsageError, match="parameter quality='abc' is not a valid int"):
+    with pytest.raises(UsageError, match="^quality must be an integer, got 'abc'$"):
         build("jpeg", quality="abc")
 
 

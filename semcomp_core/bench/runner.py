@@ -138,7 +138,7 @@ class BenchRunner:
             recon = self.receive(st.codec, data)
             t2 = time.perf_counter()
             p = psnr(image, recon)
-            row = {"image": name, "codec": st.label, "implementation": self.implementation(st.codec, data),
+            row = {"image": name, "codec": st.label, "implementation": self.implementation(st, data),
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
@@ -159,15 +159,15 @@ class BenchRunner:
         self.frames += 1
         return outcomes
 
-    def implementation(self, codec: Codec, data: bytes) -> str:
-        """What ran on both sides: the encoding instance and the receiver's (one text when they agree)."""
-        enc = codec.implementation
-        dec = decoder_for(unpack(data), codec.device, codec.receiver_config()).implementation
-        text = enc if enc == dec else f"sender: {enc} | receiver: {dec}"
-        for st in self.stats:
-            if st.codec is codec:
-                st.implementation = text
-        return text
+    @staticmethod
+    def implementation(st: "_CodecStats", data: bytes) -> str:
+        """What ran on both sides: the encoding instance and the receiver's (one text when they agree).
+        Worked out once per codec, after its first frame (when its networks are loaded)."""
+        if not st.implementation:
+            enc = st.codec.implementation
+            dec = decoder_for(unpack(data), st.codec.device, st.codec.receiver_config()).implementation
+            st.implementation = enc if enc == dec else f"sender: {enc} | receiver: {dec}"
+        return st.implementation
 
     @staticmethod
     def receive(codec: Codec, data: bytes) -> np.ndarray:

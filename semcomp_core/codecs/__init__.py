@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..bitstream import Container, unpack
+from ..devices import check_device
 from ..errors import BitstreamError, RegistryError, UsageError
 from ..registry import Registry
 from .base import Codec, Param
@@ -47,33 +48,51 @@ def create(spec: str | CodecSpec, device: str = "cpu", **overrides: Any) -> Code
     return cls(device=device, **params)
 
 
-def build(spec: str | CodecSpec, quality: Any = None, device: str = "cpu", options: str = "") -> Codec:
-    """Build a codec from ``NAME[:K=V...]``, an optional quality and extra ``K=V[:K=V]`` options.
+def quality_value(quality: Any) -> int | None:
+    """A quality setting as an integer, or None for "the codec's default" (None, empty, negative)."""
+    if quality is None or str(quality).strip() == "":
+        return None
+    try:
+        q = int(quality)
+    except (TypeError, ValueError):
+        raise UsageError(f"quality must be an integer, got {quality!r}") from None
+    return None if q < 0 else q
 
-    ``quality`` (None, empty or a negative number: the codec's default) sets the parameter the codec
-    names as its quality knob (``quality`` for jpeg/webp, ``q`` for bpg, ``level`` for semantic-gan)
-    and wins over the same key in ``spec`` or ``options``; ``options`` win over ``spec``.
-    UsageError on anything invalid (unknown codec or key, value out of range)."""
+
+def resolve(spec: str | CodecSpec, quality: Any = None, device: str = "cpu",
+            options: str = "") -> tuple[type[Codec], dict[str, Any]]:
+    """Check codec settings without building (or loading) anything: ``(codec class, coerced parameters)``.
+
+    ``spec`` is ``NAME[:K=V...]``; ``options`` extra ``K=V[:K=V]`` that win over the spec; ``quality``
+    (see :func:`quality_value`) sets the codec's quality knob (``quality`` for jpeg/webp, ``q`` for
+    bpg, ``level`` for semantic-gan) and wins over both. Unknown codecs or keys, values out of range
+    and bad devices raise UsageError naming the problem (e.g. ``parameter q=90 outside [0, 51]``)."""
     if isinstance(spec, str):
         (spec,) = parse_spec(spec)
+    cls = CODECS.get(spec.name)
     params = dict(spec.params)
     opts = str(options or "").strip().strip(":")
     if opts:
         (extra,) = parse_spec("x:" + opts)
         params.update(extra.params)
-    cls = CODECS.get(spec.name)
-    if quality is not None and str(quality).strip() != "" and not _negative(quality):
+    q = quality_value(quality)
+    if q is not None:
         if cls.quality_param is None:
             raise UsageError(f"codec {spec.name!r} has no quality parameter")
-        params[cls.quality_param] = quality
+        params[cls.quality_param] = q
+    unknown = sorted(set(params) - set(cls.params))
+    if unknown:
+        known = ", ".join(sorted(cls.params)) or "none"
+        raise UsageError(f"codec {cls.name!r} has no parameter {unknown[0]!r} (parameters: {known})")
+    check_device(device)
+    return cls, {k: cls.params[k].coerce(k, v) for k, v in params.items()}
+
+
+def build(spec: str | CodecSpec, quality: Any = None, device: str = "cpu", options: str = "") -> Codec:
+    """Build a codec from the settings :func:`resolve` checks (what the CLI's ``--codec/--quality`` and
+    ``encoder_node``'s parameters use)."""
+    cls, params = resolve(spec, quality, device, options)
     return cls(device=device, **params)
-
-
-def _negative(value: Any) -> bool:
-    try:
-        return float(value) < 0
-    except (TypeError, ValueError):
-        return False
 
 
 def parse_receiver_options(options: str | dict | None) -> dict[str, str]:
@@ -143,4 +162,4 @@ def available() -> list[str]:
 from . import bpg, classic, semantic  # noqa: E402,F401
 
 __all__ = ["CODECS", "Codec", "CodecSpec", "Param", "available", "build", "codec_class_for_id", "create",
-           "decode", "decoder_for", "parse_receiver_options", "receiver_instance", "parse_spec", "parse_spec_list", "register_codec"]
+           "decode", "decoder_for", "parse_receiver_options", "quality_value", "receiver_instance", "resolve", "parse_spec", "parse_spec_list", "register_codec"]

@@ -141,6 +141,19 @@ class SemanticGanCodec(Codec):
         runner = self._runners[kind] = _runner(path, self.device, kind, self.config["backend"])
         return runner
 
+    def generator_feeds(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
+                        seed: int = 0) -> dict:
+        """The generator's inputs (torch tensors): one-hot map, colour map and the seed's noise (a
+        one-channel zero placeholder for generators without noise)."""
+        import torch
+
+        gen = self.generator
+        onehot, color = conditioning(labels, factor, thumb, H, W, gen.num_classes)
+        noise = make_noise(gen, onehot.shape, seed)
+        if noise is None:
+            noise = torch.zeros(onehot.shape[0], 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
+        return {"onehot": onehot, "color": color, "noise": noise}
+
     def warm_up_receiver(self) -> None:
         self.render(np.zeros((2, 2), np.uint8), 32, np.full((2, 2, 3), 128, np.uint8), 64, 64)
 
@@ -158,23 +171,13 @@ class SemanticGanCodec(Codec):
 
     def real_feeds(self, image: np.ndarray) -> dict:
         """Network inputs made from a real frame by this codec (for export parity checks)."""
-        import torch
-
         from ..bitstream import unpack
 
         c = unpack(self.encode(image))
-        H, W = c.height, c.width
-        labels = self.segmap_layer.decode(c.layer(LayerId.SEGMAP))
-        factor = map_factor_from_shape(*labels.shape, H, W)
-        thumb = ColorMapLayer().decode(c.layer(LayerId.COLORMAP))
-        onehot, color = conditioning(labels, factor, thumb, H, W, self.generator.num_classes)
-        noise = make_noise(self.generator, onehot.shape, 0)
-        if noise is None:
-            noise = torch.zeros(1, 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
-        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
-        return {"segmenter": {"image": x},
-                "generator": {"onehot": onehot.contiguous().numpy(), "color": color.contiguous().numpy(),
-                              "noise": noise.contiguous().numpy()}}
+        labels, factor, thumb, seed = self.read_layers(c)
+        feeds = self.generator_feeds(labels, factor, thumb, c.height, c.width, seed)
+        return {"segmenter": {"image": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)},
+                "generator": {k: v.contiguous().numpy() for k, v in feeds.items()}}
 
     @property
     def implementation(self) -> str:
@@ -235,6 +238,12 @@ class SemanticGanCodec(Codec):
 
     # -- decoder ------------------------------------------------------------------------
     def decode_container(self, container: Container) -> np.ndarray:
+        labels, factor, thumb, seed = self.read_layers(container)
+        return self.render(labels, factor, thumb, container.height, container.width, seed)
+
+    def read_layers(self, container: Container) -> tuple[np.ndarray, int, np.ndarray, int]:
+        """The checked layers of a container: (label map, map factor, colour thumbnail, seed).
+        Sizes are checked from the headers before anything is decoded."""
         H, W = container.height, container.width
         if H * W > MAX_RENDER_PIXELS:
             raise BitstreamError(f"frame {W}x{H} larger than this decoder renders ({MAX_RENDER_PIXELS} pixels)")
@@ -247,19 +256,12 @@ class SemanticGanCodec(Codec):
         if int(labels.max()) >= k:
             raise BitstreamError(f"seg-map label {int(labels.max())} outside the decoder's {k} classes")
         thumb = ColorMapLayer().decode(container.layer(LayerId.COLORMAP))
-        return self.render(labels, factor, thumb, H, W, params.seed)
+        return labels, factor, thumb, params.seed
 
     def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
                seed: int = 0) -> np.ndarray:
         """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8."""
-        import torch
-
-        onehot, color = conditioning(labels, factor, thumb, H, W, self.generator.num_classes)
-        gen = self.generator
-        noise = make_noise(gen, onehot.shape, seed)
-        if noise is None:
-            noise = torch.zeros(onehot.shape[0], 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
-        out = self.runner("generator")(onehot=onehot, color=color, noise=noise)
+        out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed))
         out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
         return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
 

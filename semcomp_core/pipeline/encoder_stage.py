@@ -39,9 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..codecs import CODECS, Codec, build, parse_spec
-from ..devices import check_device
-from ..errors import UsageError
+from ..codecs import Codec, build, quality_value, resolve
 from ..image_messages import header_text, image_to_rgb, semcomp_format
 from .stats import Counters, DiagnosticReport, RateMeter, RollingWindow, fmt
 
@@ -78,48 +76,9 @@ def codec_param_resets(current: dict, changes: dict) -> dict:
     return {k: v for k, v in CODEC_PARAM_DEFAULTS.items() if current.get(k, v) != v}
 
 
-def _options(text: str) -> dict[str, str]:
-    text = str(text or "").strip().strip(":")
-    if not text:
-        return {}
-    (spec,) = parse_spec("x:" + text)
-    return dict(spec.params)
-
-
-def _quality(quality: Any) -> int | None:
-    """None for 'codec default' (None, empty, negative); the integer otherwise."""
-    if quality is None or str(quality).strip() == "":
-        return None
-    try:
-        q = int(quality)
-    except (TypeError, ValueError):
-        raise UsageError(f"quality must be an integer, got {quality!r}") from None
-    return None if q < 0 else q
-
-
 def resolve_codec(codec: str, quality: Any = None, device: str = "cpu", options: str = "") -> tuple[type[Codec], dict]:
-    """Check codec settings without building anything; return ``(codec class, parameters)``.
-
-    Every value is coerced by the class's declared Param (type, range, choices), unknown
-    keys and codecs are refused, ``device`` must be cpu, cuda or cuda:N. UsageError on any
-    problem, naming it (e.g. ``parameter q=90 outside [0, 51]``).
-    """
-    (spec,) = parse_spec(str(codec))
-    cls = CODECS.get(spec.name)
-    params = dict(spec.params)
-    params.update(_options(options))
-    q = _quality(quality)
-    if q is not None:
-        if cls.quality_param is None:
-            raise UsageError(f"codec {spec.name!r} has no quality parameter; leave quality at -1")
-        params[cls.quality_param] = q
-    unknown = sorted(set(params) - set(cls.params))
-    if unknown:
-        known = ", ".join(sorted(cls.params)) or "none"
-        raise UsageError(f"codec {spec.name!r} has no parameter {unknown[0]!r} (parameters: {known})")
-    checked = {k: cls.params[k].coerce(k, v) for k, v in params.items()}
-    check_device(device)
-    return cls, checked
+    """Check codec settings without building anything (:func:`semcomp_core.codecs.resolve`)."""
+    return resolve(str(codec), quality, device, str(options or ""))
 
 
 def validate_codec(codec: str, quality: Any = None, device: str = "cpu", options: str = "") -> str:
@@ -137,9 +96,7 @@ def build_codec(codec: str, quality: Any = None, device: str = "cpu", options: s
     semantic-gan) and wins over the same key in ``options``, which win over the spec's
     own. UsageError on anything invalid. Loads nothing: see :func:`warm_up`.
     """
-    q = _quality(quality)
-    resolve_codec(codec, q, device, options)  # the same messages as at validation
-    return build(str(codec), quality=q, device=device, options=str(options or ""))
+    return build(str(codec), quality=quality, device=device, options=str(options or ""))
 
 
 def warm_up(codec: Codec) -> None:
@@ -160,7 +117,7 @@ def wire_format(codec: Codec) -> str:
 
 
 def _key(codec: str, quality: Any, device: str, options: str) -> tuple:
-    return (str(codec), _quality(quality), str(device), str(options or ""))
+    return (str(codec), quality_value(quality), str(device), str(options or ""))
 
 
 class EncoderStage:
