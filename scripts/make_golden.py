@@ -6,7 +6,8 @@ semcomp_core/bitstream/container.py first: the script refuses to overwrite
 goldens of the current version with different bytes unless --same-version is
 given (an encoder change that keeps the version would make old receivers
 misread new streams). Keep the goldens of older versions that this build still
-reads (``v1/``).
+reads (``v1/``, ``v2/``). ``stream/`` holds a two-frame stream (key, inter) whose
+reference decodes come from a stream decoder.
 
     .venv/bin/python scripts/make_golden.py [--same-version]
 """
@@ -27,8 +28,11 @@ from semcomp_core import codecs  # noqa: E402
 from semcomp_core.bitstream import VERSION, unpack  # noqa: E402
 from semcomp_core.datasets.camvid import CamVid  # noqa: E402
 from semcomp_core.imageio import load_image, load_label, save_png  # noqa: E402
-from semcomp_core.layers import (ColorMapLayer, DecoderParams, DecoderParamsLayer, SegMapLayer,  # noqa: E402
-                                 downscale_labels, label_table_id, thumbnail)
+from semcomp_core.layers import (ColorMapDeltaLayer, ColorMapLayer, DecoderParams, DecoderParamsLayer,  # noqa: E402
+                                 FrameHeader, FrameInfoLayer, SegMapInterLayer, SegMapLayer, downscale_labels,
+                                 label_table_id, thumbnail)
+from semcomp_core.layers.colormap import quantise  # noqa: E402
+from semcomp_core.layers.colormap_delta import delta_quantise  # noqa: E402
 from semcomp_core.paths import SAMPLES_DIR  # noqa: E402
 
 OUT = REPO / "test" / "data" / "golden"
@@ -62,7 +66,35 @@ def layer_payloads(inp: dict) -> dict[str, bytes]:
         "colormap_32x24_q5": ColorMapLayer(5).encode(inp["thumb32"]),
         "decoder_params_camvid_seed300": DecoderParamsLayer().encode(
             DecoderParams(label_table_id(CLASSES, 11), 300)),
+        # format version 3: the stream layers
+        "frame_info_inter_tag90_seq300": FrameInfoLayer().encode(FrameHeader(False, 90, 300, 1)),
+        "frame_info_key_tag7_seq0": FrameInfoLayer().encode(FrameHeader(True, 7, 0)),
+        "segmap_inter_1of8_shift": SegMapInterLayer(11).encode(
+            (inp["map8"], np.roll(inp["map8"], 1, axis=1), (0, -1))),
+        "segmap_inter_1of8_vs_1of16": SegMapInterLayer(11).encode((inp["map8"], inp["map16"], (0, 0))),
+        "colormap_delta_16x12_q20": ColorMapDeltaLayer().encode(
+            (delta_quantise(np.clip(inp["thumb16"].astype(int) + 9, 0, 255).astype(np.uint8),
+                            quantise(inp["thumb16"], 20), 20), quantise(inp["thumb16"], 20), 20)),
     }
+
+
+#: a two-frame stream (key + inter frame) of the default codec with gop=30, on two bundled frames
+STREAM_SPEC = "semantic-gan:gop=30"
+STREAM_FRAMES = ("0016E5_07959.png", "0016E5_08007.png")
+
+
+def stream_containers() -> list[bytes]:
+    enc = codecs.create(STREAM_SPEC).open_encoder(fps=10)
+    return [enc.encode(load_image(SAMPLES_DIR / "images" / f)) for f in STREAM_FRAMES]
+
+
+def as_version(data: bytes, version: int) -> bytes:
+    """The same stand-alone container with another version byte (and its CRC)."""
+    import zlib
+
+    body = bytearray(data[:-4])
+    body[2] = version
+    return bytes(body + zlib.crc32(body).to_bytes(4, "big"))
 
 
 def as_version_1(data: bytes) -> bytes:
@@ -98,6 +130,11 @@ def main() -> int:
         files[f"{stem}.smc"] = data
         decoded[stem] = codecs.decode(data)
     files["v1/semantic-gan_m.smc"] = as_version_1(files["semantic-gan_m.smc"])
+    files["v2/semantic-gan_m.smc"] = as_version(files["semantic-gan_m.smc"], 2)
+    dec = codecs.receiver_instance(codecs.CODECS.get("semantic-gan")).open_decoder()
+    for i, data in enumerate(stream_containers()):
+        files[f"stream/frame{i}.smc"] = data
+        decoded[f"stream/frame{i}"] = dec.decode(data)
     sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     if old.get("format_version") == VERSION and not args.same_version:
         changed = [n for n in sha if n in old.get("sha256", {}) and old["sha256"][n] != sha[n]

@@ -10,14 +10,23 @@ _PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("miou_recon_vs_
                  ("miou_recon_vs_orig", "mIoU vs seg(original)")]
 
 
+def _default_columns() -> list[tuple[str, str, str]]:
+    return [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
+            ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
+            ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),
+            ("eval_miou_recon_vs_gt", "mIoU(gt,ind)", "{:.3f}"),
+            ("eval_preservation", "kept(ind)", "{:.3f}"),
+            ("miou_recon_vs_orig", "mIoU(orig)", "{:.3f}"), ("eval_miou_recon_vs_orig", "mIoU(orig,ind)", "{:.3f}"),
+            ("encode_ms", "enc ms", "{:.1f}"), ("decode_ms", "dec ms", "{:.1f}")]
+
+
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]] | None = None) -> str:
     """Plain-text table; ``columns`` = [(key, header, format)]."""
-    columns = columns or [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
-                          ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
-                          ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),
-                          ("eval_miou_recon_vs_gt", "mIoU(gt,ind)", "{:.3f}"),
-                          ("eval_preservation", "kept(ind)", "{:.3f}"),
-                          ("encode_ms", "enc ms", "{:.1f}"), ("decode_ms", "dec ms", "{:.1f}")]
+    if columns is None and any(r.get("kbps") is not None for r in rows):
+        columns_default = [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("kbps", "kbps", "{:.1f}"),
+                           ("key_frames", "keys", "{}"), ("flicker", "flicker", "{:.2f}")]
+        columns = columns_default + [c for c in _default_columns() if c[0] not in ("codec", "bytes", "bpp")]
+    columns = columns or _default_columns()
     columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     cells = [[h for _, h, _ in columns]]
     for r in rows:
@@ -30,23 +39,30 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]] | None = 
 
 
 def plot_rate_distortion(rows: list[dict], path: str | Path) -> Path:
-    """One panel per available metric, bpp on x; configurations of one codec joined by a line."""
+    """One panel per available metric, rate on x; configurations of one codec joined by a line.
+
+    The rate is the bitrate (kbps) when every row has one (streams: ``semcomp bench --sequence``
+    or ``--bag``), else bits per pixel."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = [(k, t) for k, t in _PLOT_METRICS if any(r.get(k) is not None for r in rows)]
+    if any(r.get("flicker") is not None for r in rows):
+        metrics.append(("flicker", "flicker (mean |frame t - frame t-1|,\nstable-class pixels; lower = steadier)"))
+    rate, rate_label = (("kbps", "bitrate (kbps, every byte sent)") if all(r.get("kbps") is not None for r in rows)
+                        else ("bpp", "bits per pixel (container bytes, headers included)"))
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     by_name: dict[str, list[dict]] = {}
     for r in rows:
         by_name.setdefault(r.get("name") or r["codec"].split(":")[0], []).append(r)
     for ax, (key, title) in zip(axes[0], metrics):
         for name, rs in sorted(by_name.items()):
-            pts = sorted((r["bpp"], r[key]) for r in rs if r.get(key) is not None and r.get("bpp") is not None)
+            pts = sorted((r[rate], r[key]) for r in rs if r.get(key) is not None and r.get(rate) is not None)
             if pts:
                 xs, ys = np.array(pts).T
                 ax.plot(xs, ys, marker="o", label=name)
-        ax.set_xlabel("bits per pixel (container bytes, headers included)")
+        ax.set_xlabel(rate_label)
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)

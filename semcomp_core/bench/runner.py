@@ -23,7 +23,23 @@ value.
 What is scored is what a receiver renders: every container is decoded through
 :func:`semcomp_core.codecs.decoder_for` -- the path ``semcomp decode`` and
 ``decoder_node`` use -- with the configuration's receiver-side options (e.g.
-``decoder=DIR``), never by the encoding instance itself.
+``decoder=DIR``), never by the encoding instance itself (codecs without
+containers, the video anchors, by their receiver instance,
+:func:`semcomp_core.codecs.receiver_instance`).
+
+Streams (``stream=True``: ``semcomp bench --sequence`` and ``--bag``): frames
+are one camera's, in order. Every codec then codes them through its stream
+sessions (:meth:`Codec.open_encoder` on the sender's instance,
+:meth:`Codec.open_decoder` on the receiver's): stateful codecs send inter
+frames, per-frame codecs are unchanged. Rows gain ``key`` (1 for key frames)
+and the summary gains ``key_frames``, ``kbps`` -- 8 x all bytes / the stream's
+duration (frames x the frame interval: ``fps``, else the median stamp
+interval) -- and ``flicker``: the mean absolute difference (0..255) between
+consecutive reconstructions over the pixels whose class did not change in the
+*original* frames (the segmenter's labels of frames t-1 and t agree; all
+pixels without a segmenter), next to ``flicker_original``, the same figure
+of the original frames. The same mask for every codec keeps the figures
+comparable.
 """
 from __future__ import annotations
 
@@ -39,7 +55,7 @@ from typing import Callable
 import numpy as np
 
 from ..bitstream import bits_per_pixel, unpack
-from ..codecs import Codec, decoder_for
+from ..codecs import Codec, decoder_for, receiver_instance
 from ..errors import UsageError
 from ..imageio import save_png
 from ..metrics import SemanticPreservation, ms_ssim, psnr, psnr_for_mean
@@ -72,6 +88,13 @@ class _CodecStats:
     lossless: int = 0
     warmed: bool = False
     implementation: str = ""
+    encoder: object = None
+    decoder: object = None
+    previous: np.ndarray | None = None
+    flicker_sum: float = 0.0
+    flicker_n: int = 0
+    key_frames: int = 0
+    total_bytes: int = 0
 
 
 def _finite(x: float) -> float | None:
@@ -92,7 +115,8 @@ class BenchRunner:
     def __init__(self, codecs: list[Codec], out_dir: str | Path, *, save_recon: bool = False,
                  segmenter: Callable[[np.ndarray], np.ndarray] | None = None, num_classes: int | None = None,
                  extra_fields: list[str] | None = None,
-                 eval_segmenter: Callable[[np.ndarray], np.ndarray] | None = None, warmup: bool = True) -> None:
+                 eval_segmenter: Callable[[np.ndarray], np.ndarray] | None = None, warmup: bool = True,
+                 stream: bool = False, fps: float | None = None) -> None:
         labels = [c.label() for c in codecs]
         dup = {x for x in labels if labels.count(x) > 1}
         if dup:
@@ -113,7 +137,12 @@ class BenchRunner:
             base = SemanticPreservation(eval_segmenter, k)
             for i, st in enumerate(self.stats):
                 st.eval_semantic = base if i == 0 else base.spawn()
-        self.fields = PER_IMAGE_FIELDS + list(extra_fields or [])
+        self.stream = stream
+        self.fps = fps
+        self._stamps = array("q")
+        self._previous: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._orig_flicker = [0.0, 0]
+        self.fields = PER_IMAGE_FIELDS + (["key"] if stream else []) + list(extra_fields or [])
         self._csv_file = open(self.out_dir / "per_image.csv", "w", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=self.fields, extrasaction="ignore")
         self._csv.writeheader()
@@ -124,24 +153,36 @@ class BenchRunner:
 
     # -- per frame ----------------------------------------------------------------------
     def run_frame(self, name: str, image: np.ndarray, label: np.ndarray | None = None,
-                  extra: dict | None = None) -> list[FrameOutcome]:
-        """Encode/decode ``image`` with every codec; returns one outcome per codec."""
+                  extra: dict | None = None, stamp_ns: int | None = None) -> list[FrameOutcome]:
+        """Encode/decode ``image`` with every codec; returns one outcome per codec.
+        In stream mode frames must come in order; ``stamp_ns`` is the frame's capture time."""
         outcomes = []
         h, w = image.shape[:2]
+        if stamp_ns is not None:
+            self._stamps.append(int(stamp_ns))
+        mask = self._stable_mask(name, image) if self.stream else None
         for st in self.stats:
             if self.warmup and not st.warmed:  # model loading / ONNX export stay out of the timings
                 self.receive(st.codec, st.codec.encode(image))
                 st.warmed = True
+            if self.stream and st.encoder is None:
+                st.encoder = st.codec.open_encoder(self.fps)
+                st.decoder = self.receiver(st.codec).open_decoder()
             t0 = time.perf_counter()
-            data = st.codec.encode(image)
+            data = st.encoder.encode(image, stamp_ns) if self.stream else st.codec.encode(image)
             t1 = time.perf_counter()
-            recon = self.receive(st.codec, data)
+            recon = st.decoder.decode(data) if self.stream else self.receive(st.codec, data)
             t2 = time.perf_counter()
             p = psnr(image, recon)
-            row = {"image": name, "codec": st.label, "implementation": self.implementation(st, data),
+            row = {"image": name, "codec": st.label, "implementation": self.implementation(st),
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
+            if self.stream:
+                row["key"] = int(st.encoder.last.key)
+                st.key_frames += row["key"]
+                self._flicker(st, recon, mask)
+            st.total_bytes += len(data)
             for prefix, acc in (("", st.semantic), ("eval_", st.eval_semantic)):
                 if acc is not None:
                     sem = acc.update(image, recon, label, key=name)
@@ -159,19 +200,61 @@ class BenchRunner:
         self.frames += 1
         return outcomes
 
+    # -- streams ----------------------------------------------------------------------------
+    def _stable_mask(self, name: str, image: np.ndarray) -> np.ndarray | None:
+        """Pixels whose class did not change since the previous original frame (None for the first
+        frame or after a size change); also accumulates the originals' own flicker."""
+        st0 = self.stats[0]
+        labels = st0.semantic.cache.get(image, name) if st0.semantic is not None else None
+        prev, self._previous = self._previous, (image, labels)
+        if prev is None or prev[0].shape != image.shape:
+            return None
+        mask = np.ones(image.shape[:2], bool) if labels is None else (labels == prev[1])
+        if mask.any():
+            diff = np.abs(image.astype(np.int16) - prev[0].astype(np.int16)).mean(axis=2)
+            self._orig_flicker[0] += float(diff[mask].mean())
+            self._orig_flicker[1] += 1
+        return mask
+
     @staticmethod
-    def implementation(st: "_CodecStats", data: bytes) -> str:
+    def _flicker(st: "_CodecStats", recon: np.ndarray, mask: np.ndarray | None) -> None:
+        prev, st.previous = st.previous, recon
+        if mask is None or prev is None or prev.shape != recon.shape or not mask.any():
+            return
+        diff = np.abs(recon.astype(np.int16) - prev.astype(np.int16)).mean(axis=2)
+        st.flicker_sum += float(diff[mask].mean())
+        st.flicker_n += 1
+
+    def frame_interval_s(self) -> float | None:
+        """Seconds per frame of the stream: 1/fps when given, else the median stamp interval."""
+        if self.fps:
+            return 1.0 / self.fps
+        if len(self._stamps) >= 2:
+            d = np.diff(np.sort(np.frombuffer(self._stamps, dtype=np.int64)))
+            d = d[d > 0]
+            if d.size:
+                return float(np.median(d)) / 1e9
+        return None
+
+    def receiver(self, codec: Codec) -> Codec:
+        """The receiver instance a receiver configured like ``codec``'s receiver-side options runs."""
+        return receiver_instance(type(codec), codec.device, codec.receiver_config())
+
+    def implementation(self, st: "_CodecStats") -> str:
         """What ran on both sides: the encoding instance and the receiver's (one text when they agree).
         Worked out once per codec, after its first frame (when its networks are loaded)."""
         if not st.implementation:
             enc = st.codec.implementation
-            dec = decoder_for(unpack(data), st.codec.device, st.codec.receiver_config()).implementation
+            dec = self.receiver(st.codec).implementation
             st.implementation = enc if enc == dec else f"sender: {enc} | receiver: {dec}"
         return st.implementation
 
     @staticmethod
     def receive(codec: Codec, data: bytes) -> np.ndarray:
-        """Decode ``data`` exactly as a receiver configured like ``codec``'s receiver-side options would."""
+        """Decode ``data`` exactly as a receiver configured like ``codec``'s receiver-side options would
+        (:func:`decoder_for` on the parsed container; codecs without containers by their receiver instance)."""
+        if not codec.codec_ids:
+            return receiver_instance(type(codec), codec.device, codec.receiver_config()).decode(data)
         container = unpack(data)
         return decoder_for(container, codec.device, codec.receiver_config()).reconstruct(container)
 
@@ -192,6 +275,18 @@ class BenchRunner:
                 if m.endswith("_ms") and vals.size:
                     s[m.replace("_ms", "_p50_ms")] = float(np.percentile(vals, 50))
                     s[m.replace("_ms", "_p95_ms")] = float(np.percentile(vals, 95))
+            interval = self.frame_interval_s()
+            duration = interval * s["frames"] if interval else None
+            s["kbps"] = 8 * st.total_bytes / duration / 1e3 if duration else None
+            if self.stream:
+                s["key_frames"] = st.key_frames
+                s["flicker"] = st.flicker_sum / st.flicker_n if st.flicker_n else None
+                s["flicker_original"] = (self._orig_flicker[0] / self._orig_flicker[1]
+                                         if self._orig_flicker[1] else None)
+                enc = st.encoder
+                for k in ("skipped",):
+                    if enc is not None and hasattr(enc, k):
+                        s["skipped_frames"] = getattr(enc, k)
             for prefix, acc in (("", st.semantic), ("eval_", st.eval_semantic)):
                 if acc is not None:
                     sem = acc.summary()

@@ -1,6 +1,6 @@
 """The semcomp container: one self-describing byte string per frame.
 
-Layout (version 2), all multi-byte integers as described::
+Layout (version 3; the framing is unchanged since version 1), all multi-byte integers as described::
 
     offset  size  field
     0       2     magic  b"SC" (0x53 0x43)
@@ -28,7 +28,12 @@ change to what bytes an encoder writes for the same input and parameters bumps
 it (the golden bitstreams in ``test/data/golden`` fail otherwise). Version 2
 added the decoder-parameters layer (``LayerId.DECODER_PARAMS``: label-table id
 and generator seed) to the semantic codecs; version-1 containers (no such
-layer: seed 0, label table unchecked) are still decoded. :data:`VERSION` is
+layer: seed 0, label table unchecked) are still decoded. Version 3 added
+streams (frame-info, inter seg-map and delta colour-map layers, ids 7-9; see
+:mod:`semcomp_core.stream`) and made the seg-map grid follow the frame size
+(:func:`semcomp_core.codecs.semantic_levels.grid_factor`: frames larger than
+480x360 get a coarser grid than version 2 wrote); version-2 containers decode
+unchanged (their map factor is read from the map and frame sizes). :data:`VERSION` is
 what :func:`pack` writes, :data:`READABLE_VERSIONS` what :func:`unpack` accepts.
 
 Parsing (:func:`unpack`) is strict: any violation raises
@@ -48,9 +53,9 @@ from ..errors import BitstreamError
 from .ids import KNOWN_CODEC_IDS, KNOWN_LAYER_IDS
 
 MAGIC = b"SC"
-VERSION = 2
+VERSION = 3
 #: versions this build parses (it writes only :data:`VERSION`)
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 MAX_SIDE = 16384
 MAX_LAYERS = 16
 _MAX_VARINT_BYTES = 3

@@ -10,6 +10,8 @@ import numpy as np
 from ..errors import UsageError
 
 DEMO_CODECS = ["bpg:q=51", "webp:quality=0", "jpeg:quality=3"]
+#: frame rate of a --sequence folder when --fps is not given
+DEFAULT_SEQUENCE_FPS = 10.0
 
 
 def _codecs_from(text: str, device: str, backend: str | None = None):
@@ -89,6 +91,12 @@ def run_bench(args) -> int:
     from ..bench.report import format_table
     from ..bench.runner import BenchRunner
 
+    fps = getattr(args, "fps", None)
+    if fps is not None and not (0 < fps <= 1000):
+        raise UsageError(f"--fps must be in (0, 1000], got {fps}")
+    sequence = getattr(args, "sequence", False)
+    if sequence and args.bag is not None:
+        raise UsageError("--sequence is for --data folders; a --bag is always benchmarked as a stream")
     codecs = _codecs_from(args.codecs, args.device, args.backend)
     seg_kw = semantic_kwargs(args.segmenter, args.eval_segmenter, args.device)
     seg = seg_kw.get("segmenter")
@@ -96,18 +104,22 @@ def run_bench(args) -> int:
         from ..rosbag.bag_bench import run_bag_bench
 
         rows = run_bag_bench(args.bag, args.topic, codecs, args.out, save_recon=args.save_recon,
-                             limit=args.limit, progress=not args.quiet, storage=args.storage, **seg_kw)
+                             limit=args.limit, progress=not args.quiet, storage=args.storage, fps=fps, **seg_kw)
     else:
         if args.dataset is None and not Path(args.data).is_dir():
             raise UsageError(f"--data must be a folder of images: {args.data}")
         total, frames = _frames(args)
-        runner = BenchRunner(codecs, args.out, save_recon=args.save_recon, **seg_kw)
+        if sequence:
+            fps = fps or DEFAULT_SEQUENCE_FPS
+        runner = BenchRunner(codecs, args.out, save_recon=args.save_recon, stream=sequence,
+                             fps=fps if sequence else None, **seg_kw)
         try:
             with _progress(total, args.quiet) as bar:
                 for name, image, label in frames:
                     runner.run_frame(name, image, _usable_label(label, seg))
                     bar.update(1)
             rows = runner.finish({"data": str(args.data), "dataset": args.dataset, "split": args.split,
+                                  "sequence": sequence, "fps": fps if sequence else None,
                                   "codecs": [c.label() for c in codecs]})
         finally:
             runner.close()

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated specs; sweeps like bpg:q=35..51/4 or jpeg:quality=5|10 (see docs/cli.md)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--limit", type=int, help="use at most N images/frames")
+    p.add_argument("--sequence", action="store_true",
+                   help="--data is one camera's frames, in file-name order: run the codecs as streams (inter "
+                        "frames, gop=, kbps=; the summary gains kbps and flicker). --bag always runs as a stream")
+    p.add_argument("--fps", type=float,
+                   help="frame rate of the stream (--sequence: default 10; --bag: default from the stamps)")
     p.add_argument("--save-recon", action="store_true", help="write every reconstruction to OUT/<codec>/<stem>.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--segmenter", default="auto",

@@ -134,6 +134,22 @@ class Codec(ABC):
         """The receiver-side parameters of this instance (what :func:`codecs.decoder_for` takes)."""
         return {k: self.config[k] for k, p in self.params.items() if p.side == "receiver"}
 
+    # -- streams (semcomp_core.stream) ----------------------------------------------------
+    def open_encoder(self, fps: float | None = None):
+        """A sender's stream session (:class:`semcomp_core.stream.EncoderSession`) over this instance.
+
+        Default: every frame a key frame, exactly :meth:`encode`. Codecs with inter coding override it."""
+        from ..stream import IntraEncoderSession
+
+        return IntraEncoderSession(self, fps)
+
+    def open_decoder(self):
+        """A receiver's stream session (:class:`semcomp_core.stream.DecoderSession`); call it on the
+        receiver's instance (:func:`semcomp_core.codecs.receiver_instance`)."""
+        from ..stream import IntraDecoderSession
+
+        return IntraDecoderSession(self)
+
     def encode(self, image: np.ndarray) -> bytes:
         rgb = as_rgb(image)
         codec_id, layers = self.encode_layers(rgb)

@@ -35,14 +35,15 @@ from ..bitstream import CodecId, Container, LayerId
 from ..errors import BitstreamError, ModelMismatchError, UsageError
 from ..layers import (ColorMapLayer, DecoderParams, DecoderParamsLayer, SegMapLayer, label_table_id, thumbnail,
                       upscale_thumbnail)
+from ..layers.colormap import dequantise
 from ..layers.decoder_params import MAX_SEED
 from ..paths import WEIGHTS_DIR
 from . import register_codec
 from .base import Codec, Param
 from ..inference.base import BACKENDS
-from .semantic_levels import DEFAULT_LEVEL, LEVELS, resolve_level
+from .semantic_levels import DEFAULT_LEVEL, LEVELS, MAP_FACTORS, RATE_POINTS, grid_factor, resolve_level
 
-_FACTORS = (4, 8, 16, 32)
+_FACTORS = MAP_FACTORS
 #: largest frame the GAN decoder renders (bounds memory whatever a header says: 4096x4096)
 MAX_RENDER_PIXELS = 4096 * 4096
 
@@ -87,7 +88,8 @@ def map_factor_from_shape(h: int, w: int, height: int, width: int) -> int:
     for f in _FACTORS:
         if (h, w) == (-(-height // f), -(-width // f)):
             return f
-    raise BitstreamError(f"seg-map {h}x{w} does not fit a {height}x{width} frame at any scale 1/1..1/32")
+    raise BitstreamError(f"seg-map {h}x{w} does not fit a {height}x{width} frame at any scale "
+                         f"1/{_FACTORS[0]}..1/{_FACTORS[-1]}")
 
 
 @register_codec
@@ -110,6 +112,18 @@ class SemanticGanCodec(Codec):
                          "from an ONNX export made once and cached); the sender's segmenter and the "
                          "receiver's generator alike",
                          choices=BACKENDS, side="receiver", local=True),
+        # -- streams (semcomp_core.stream.semantic): used when frames are coded in order -----------
+        "gop": Param(int, 1, "key frame every N frames in a stream (1 = every frame intra, as single images)",
+                     low=1, high=100000),
+        "scenecut": Param(float, 0.5, "key frame when more than this share of the map changed (0 = never)",
+                          low=0.0, high=1.0),
+        "stick": Param(float, 1.0, "inter frames keep a cell's label unless another class wins by more than this "
+                       "(segmenter logits; 0 = off)", low=0.0, high=100.0),
+        "kbps": Param(float, 0.0, "rate control: hold this bitrate over the stream (0 = off: the level decides)",
+                      low=0.0, high=1e6),
+        "fps": Param(float, 0.0, "frame rate for rate control (0 = from the frame stamps, else 10)",
+                     low=0.0, high=1000.0),
+        "max_bytes": Param(int, 0, "no stream frame larger than this (0 = no cap)", low=0, high=2**20),
     }
 
     def __init__(self, device: str = "cpu", **params) -> None:
@@ -188,22 +202,79 @@ class SemanticGanCodec(Codec):
                 f"decoder: {which('decoder', self._gen_path)}; "
                 f"{ran or 'backend ' + self.config['backend']}; torch {_torch_version()})")
 
+    # -- streams ------------------------------------------------------------------------
+    def open_encoder(self, fps: float | None = None):
+        from ..stream.semantic import SemanticEncoderSession
+
+        return SemanticEncoderSession(self, fps)
+
+    def open_decoder(self):
+        from ..stream.semantic import SemanticDecoderSession
+
+        return SemanticDecoderSession(self)
+
+    @staticmethod
+    def rate_points():
+        """Operating points rate control moves through, smallest first."""
+        return RATE_POINTS
+
+    def level_point(self) -> int:
+        """Index of this instance's level among :meth:`rate_points`."""
+        return RATE_POINTS.index(self.level)
+
+    @staticmethod
+    def grid_factor(level, height: int, width: int) -> int:
+        return grid_factor(level.map_factor, height, width)
+
+    @staticmethod
+    def map_factor(h: int, w: int, height: int, width: int) -> int:
+        return map_factor_from_shape(h, w, height, width)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the sender's segmenter."""
+        return self.segmenter.num_classes
+
+    def decoder_classes(self) -> int:
+        return self.generator.num_classes
+
+    def encoder_label_table(self) -> int:
+        return self.label_table(self.segmenter)
+
     # -- encoder ------------------------------------------------------------------------
-    def segment(self, image: np.ndarray, factor: int) -> np.ndarray:
-        """Label map of ``image`` on the grid ceil(H/factor) x ceil(W/factor)."""
+    def segment_logits(self, image: np.ndarray):
+        """The segmenter's logits (1, K, h, w) for a frame, at the network's output resolution."""
         import torch
 
         from ..models.segment import logits_for
 
-        h, w = image.shape[:2]
-        grid = (-(-h // factor), -(-w // factor))
         with torch.inference_mode():
-            logits = logits_for(self.segmenter, image, self.device, size=grid, runner=self.runner("segmenter"))
-            return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+            return logits_for(self.segmenter, image, self.device, runner=self.runner("segmenter"))
+
+    @staticmethod
+    def grid_labels(logits, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(labels (h, w) uint8, logits (K, h, w) float32) on ``grid`` (area pooling when shrinking,
+        bilinear when enlarging -- as :func:`semcomp_core.models.segment.logits_for` resamples)."""
+        import torch
+        import torch.nn.functional as F
+
+        with torch.inference_mode():
+            if tuple(logits.shape[-2:]) != tuple(grid):
+                if logits.shape[-2] > grid[0]:
+                    logits = F.adaptive_avg_pool2d(logits, grid)
+                else:
+                    logits = F.interpolate(logits, size=grid, mode="bilinear", align_corners=False)
+            g = logits[0].float().cpu().numpy()
+        return g.argmax(0).astype(np.uint8), g
+
+    def segment(self, image: np.ndarray, factor: int) -> np.ndarray:
+        """Label map of ``image`` on the grid ceil(H/factor) x ceil(W/factor)."""
+        h, w = image.shape[:2]
+        return self.grid_labels(self.segment_logits(image), (-(-h // factor), -(-w // factor)))[0]
 
     def encode_layers(self, image):
         h, w = image.shape[:2]
-        labels = self.segment(image, self.level.map_factor)
+        labels = self.segment(image, grid_factor(self.level.map_factor, h, w))
         k = self.segmenter.num_classes
         params = DecoderParamsLayer().encode(DecoderParams(self.label_table(self.segmenter), self.config["seed"]))
         seg = SegMapLayer(num_classes=k).encode(labels)
@@ -242,8 +313,21 @@ class SemanticGanCodec(Codec):
         return self.render(labels, factor, thumb, container.height, container.width, seed)
 
     def read_layers(self, container: Container) -> tuple[np.ndarray, int, np.ndarray, int]:
-        """The checked layers of a container: (label map, map factor, colour thumbnail, seed).
-        Sizes are checked from the headers before anything is decoded."""
+        """The checked layers of a stand-alone container: (label map, map factor, colour thumbnail, seed).
+        Sizes are checked from the headers before anything is decoded. An inter frame of a stream
+        raises ReferenceMissingError (decode streams with :meth:`open_decoder`)."""
+        labels, factor, (q, qi), seed = self.read_key_layers(container)
+        return labels, factor, dequantise(q, qi), seed
+
+    def read_key_layers(self, container: Container) -> tuple[np.ndarray, int, tuple[np.ndarray, int], int]:
+        """As :meth:`read_layers`, with the colour map as quantised coefficients and quantiser index."""
+        from ..stream import ReferenceMissingError
+        from ..stream.semantic import frame_header
+
+        head = frame_header(container)
+        if head is not None and not head.key:
+            raise ReferenceMissingError(f"inter frame {head.seq} of a stream: it decodes only after its reference "
+                                        f"frame {head.ref_seq}, in a stream decoder (Codec.open_decoder)")
         H, W = container.height, container.width
         if H * W > MAX_RENDER_PIXELS:
             raise BitstreamError(f"frame {W}x{H} larger than this decoder renders ({MAX_RENDER_PIXELS} pixels)")
@@ -255,8 +339,7 @@ class SemanticGanCodec(Codec):
         k = gen.num_classes
         if int(labels.max()) >= k:
             raise BitstreamError(f"seg-map label {int(labels.max())} outside the decoder's {k} classes")
-        thumb = ColorMapLayer().decode(container.layer(LayerId.COLORMAP))
-        return labels, factor, thumb, params.seed
+        return labels, factor, ColorMapLayer.decode_quantised(container.layer(LayerId.COLORMAP)), params.seed
 
     def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
                seed: int = 0) -> np.ndarray:

@@ -142,24 +142,20 @@ class ColorMapLayer(Layer):
         self.qi = qi
 
     def encode(self, thumb: np.ndarray) -> bytes:
-        thumb = np.asarray(thumb)
-        if thumb.ndim != 3 or thumb.shape[2] != 3 or thumb.dtype != np.uint8:
-            raise ValueError(f"thumbnail must be (h, w, 3) uint8, got {thumb.shape} {thumb.dtype}")
-        h, w = thumb.shape[:2]
-        if not (1 <= h <= MAX_THUMB_SIDE and 1 <= w <= MAX_THUMB_SIDE):
-            raise ValueError(f"thumbnail {w}x{h} outside 1..{MAX_THUMB_SIDE} a side")
-        ycc = thumb.astype(np.float64) @ _RGB2YCC.T
-        coefs = np.stack([_dct_matrix(h) @ ycc[:, :, c] @ _dct_matrix(w).T for c in range(3)])
-        scales = _AdaptiveScales(h, w, self.qi)
+        return self.encode_quantised(quantise(thumb, self.qi), self.qi)
+
+    @staticmethod
+    def encode_quantised(q: np.ndarray, qi: int) -> bytes:
+        """The payload of already quantised coefficients ``q`` (3, th, tw) (see :func:`quantise`)."""
+        _, h, w = q.shape
+        scales = _AdaptiveScales(h, w, qi)
         enc = RangeEncoder()
-        for c, u, v, step in _models(h, w, self.qi):
+        for c, u, v, step in _models(h, w, qi):
             mean = _mean(c, u, v, step, h, w)
-            r = _coef_range(h, w, step)
-            q = int(np.clip(np.round(coefs[c, u, v] / step), -r, r))
             model = scales.model(c, u, v, step, mean)
-            enc.encode(q, model)
-            scales.update(c, u + v, q)
-        return bytes([w, h, self.qi]) + words_to_bytes(enc)
+            enc.encode(int(q[c, u, v]), model)
+            scales.update(c, u + v, int(q[c, u, v]))
+        return bytes([w, h, qi]) + words_to_bytes(enc)
 
     @classmethod
     def describe(cls, payload: bytes) -> dict:
@@ -168,6 +164,12 @@ class ColorMapLayer(Layer):
         return {"thumbnail": f"{payload[0]}x{payload[1]}", "quantiser": payload[2]}
 
     def decode(self, payload: bytes) -> np.ndarray:
+        q, qi = self.decode_quantised(payload)
+        return dequantise(q, qi)
+
+    @staticmethod
+    def decode_quantised(payload: bytes) -> tuple[np.ndarray, int]:
+        """The quantised coefficients (3, th, tw) and quantiser index of a payload."""
         payload = bytes(payload)
         if len(payload) < 3:
             raise BitstreamError("truncated colour-map layer header")
@@ -176,20 +178,58 @@ class ColorMapLayer(Layer):
             raise BitstreamError(f"absurd colour-map size {w}x{h}")
         if qi > MAX_QI:
             raise BitstreamError(f"colour-map quantiser index {qi} > {MAX_QI}")
-        coefs = np.zeros((3, h, w))
+        q = np.zeros((3, h, w), dtype=np.int64)
         try:
             dec = new_decoder(payload[3:])
             scales = _AdaptiveScales(h, w, qi)
             for c, u, v, step in _models(h, w, qi):
                 mean = _mean(c, u, v, step, h, w)
                 model = scales.model(c, u, v, step, mean)
-                q = int(dec.decode(model))
-                scales.update(c, u + v, q)
-                coefs[c, u, v] = q * step
+                q[c, u, v] = int(dec.decode(model))
+                scales.update(c, u + v, int(q[c, u, v]))
         except BitstreamError:
             raise
         except Exception as exc:
             raise BitstreamError(f"corrupt colour-map layer: {exc}") from None
-        ycc = np.stack([_dct_matrix(h).T @ coefs[c] @ _dct_matrix(w) for c in range(3)], axis=-1)
-        rgb = ycc @ _YCC2RGB.T
-        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+        return q, qi
+
+
+def check_thumbnail(thumb: np.ndarray) -> np.ndarray:
+    thumb = np.asarray(thumb)
+    if thumb.ndim != 3 or thumb.shape[2] != 3 or thumb.dtype != np.uint8:
+        raise ValueError(f"thumbnail must be (h, w, 3) uint8, got {thumb.shape} {thumb.dtype}")
+    h, w = thumb.shape[:2]
+    if not (1 <= h <= MAX_THUMB_SIDE and 1 <= w <= MAX_THUMB_SIDE):
+        raise ValueError(f"thumbnail {w}x{h} outside 1..{MAX_THUMB_SIDE} a side")
+    return thumb
+
+
+def coefficients(thumb: np.ndarray) -> np.ndarray:
+    """The orthonormal 2-D DCT (3, h, w) of a thumbnail's YCbCr channels (unquantised)."""
+    thumb = check_thumbnail(thumb)
+    h, w = thumb.shape[:2]
+    ycc = thumb.astype(np.float64) @ _RGB2YCC.T
+    return np.stack([_dct_matrix(h) @ ycc[:, :, c] @ _dct_matrix(w).T for c in range(3)])
+
+
+def quantise(thumb: np.ndarray, qi: int) -> np.ndarray:
+    """Quantised DCT coefficients (3, h, w) of a thumbnail at quantiser ``qi`` (what the layer codes)."""
+    coefs = coefficients(thumb)
+    _, h, w = coefs.shape
+    steps = _steps(h, w, qi)
+    q = np.rint(coefs / steps).astype(np.int64)
+    for c in range(3):  # per-step range (see _coef_range)
+        for u in range(h):
+            for v in range(w):
+                r = _coef_range(h, w, float(steps[c, u, v]))
+                q[c, u, v] = min(max(q[c, u, v], -r), r)
+    return q
+
+
+def dequantise(q: np.ndarray, qi: int) -> np.ndarray:
+    """The RGB thumbnail (h, w, 3) uint8 of quantised coefficients."""
+    _, h, w = q.shape
+    coefs = q * _steps(h, w, qi)
+    ycc = np.stack([_dct_matrix(h).T @ coefs[c] @ _dct_matrix(w) for c in range(3)], axis=-1)
+    rgb = ycc @ _YCC2RGB.T
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)

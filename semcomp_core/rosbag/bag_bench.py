@@ -26,6 +26,11 @@ Outputs in ``out_dir``:
   encode/decode latency p50/p95; per-image rows carry the message ``stamp``
   and ``frame_id``.
 
+The topic is one camera's stream: every codec runs through its stream
+sessions in message order (inter frames for ``gop`` > 1, rate control with
+``kbps=`` from the message stamps), and the summary has ``kbps`` (at the
+bag's frame rate, or ``fps``) and ``flicker`` (see :mod:`semcomp_core.bench.runner`).
+
 The input topic may hold ``sensor_msgs/msg/Image`` (encodings of
 :mod:`semcomp_core.image_messages`) or an OpenCV-readable
 ``sensor_msgs/msg/CompressedImage`` (jpeg/png camera streams).
@@ -151,7 +156,7 @@ class _OutputBag:
 def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, save_recon: bool = False,
                   limit: int | None = None, segmenter: Callable[[np.ndarray], np.ndarray] | None = None,
                   num_classes: int | None = None, storage: str | None = None,
-                  progress: bool = True,
+                  progress: bool = True, fps: float | None = None,
                   eval_segmenter: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Run ``codecs`` on every message of ``topic`` in ``bag``; write ``out_dir`` (see module doc).
 
@@ -185,7 +190,7 @@ def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, 
         conns, msgtype, n_messages = _topic_connections(reader, bag, topic)
         runner = BenchRunner(codecs, out_dir, save_recon=save_recon, segmenter=segmenter,
                              num_classes=num_classes, extra_fields=["stamp", "frame_id"],
-                             eval_segmenter=eval_segmenter)
+                             eval_segmenter=eval_segmenter, stream=True, fps=fps)
         bar = tqdm(total=min(n_messages, limit or n_messages), disable=not progress, unit="frame",
                    desc=f"bench {topic}", file=sys.stderr)
         seen = frames = skipped = 0
@@ -209,7 +214,7 @@ def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, 
                 stamp = stamp_ns(msg.header)
                 header = output.header(stamp, str(msg.header.frame_id))
                 sec, ns = divmod(stamp, 1_000_000_000)
-                outcomes = runner.run_frame(f"{frames:06d}", image,
+                outcomes = runner.run_frame(f"{frames:06d}", image, stamp_ns=stamp,
                                             extra={"stamp": f"{sec}.{ns:09d}", "frame_id": header.frame_id})
                 for label, outcome in zip(labels, outcomes):
                     output.write(label, log_time, header, outcome.data, outcome.reconstruction)
