@@ -45,6 +45,7 @@ setup(
         "rosbags>=0.10",
         "opencv-python-headless>=4.8",
         "cityscapesscripts>=2.2",
+        "av>=12",
     ],
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6", "pyoxipng>=9"],
