@@ -164,6 +164,9 @@ def test_implementation_names_library_and_version(name, library):
     assert "?" not in text
     assert f"PyAV {av.__version__}" in text and "low-delay" in text
     assert ("libdav1d (dav1d " in text) == (name == "av1")
+    # the rate control lives in the label: a receiver's default instance reports the same text
+    spec = f"{name}:qp=30:gop=10"
+    assert codecs.create(spec).implementation == text and codecs.create(spec).label() == spec
 
 
 # -- low delay, key frames -----------------------------------------------------------------------

@@ -64,9 +64,11 @@ Parameters (``h264`` / ``hevc`` / ``av1``):
   assumes that constant rate.
 * ``preset`` -- encoder speed preset: x264/x265 ``ultrafast`` .. ``placebo``,
   default ``medium``; SVT-AV1 0 (slowest) .. 13, default 8. Measured on a
-  2-core machine, 480x360 frames (median encode per key / inter frame):
-  x264 medium 7 / 3-8 ms, x265 medium 30 / 3-6 ms, SVT-AV1 preset 8
-  22 / 4 ms (preset 6: 47 / 4 ms, preset 10: 16 / 3 ms); decoding 1-4 ms.
+  shared 2-core machine, 480x360 frames (median encode per key / inter
+  frame; the larger numbers while other jobs ran): x264 medium 7-13 / 3-8 ms,
+  x265 medium 30-105 / 3-15 ms (the first frame of a stream, i.e. a
+  per-image ``encode``, about 40-110 ms), SVT-AV1 preset 8 19-22 / 3-4 ms
+  (preset 6: 47 / 4 ms, preset 10: 16 / 3 ms); decoding 1-4 ms.
 
 Key frames: the first frame of a stream ("start"), every ``gop`` frames
 ("gop"), on :meth:`EncoderSession.request_key_frame` ("request": the frame is
@@ -346,10 +348,12 @@ class _VideoCodec(Codec):
 
     @property
     def implementation(self) -> str:
+        """Encoder library and version, PyAV and libavcodec, preset, decoder (the rate control is in
+        :meth:`label`, so a receiver's default instance reports the same text as the sender's)."""
         av = _av()
         return (f"{self.encoder_name} ({self.library_version()}) via PyAV {av.__version__} "
-                f"(libavcodec {_libavcodec_version()}), low-delay, preset {self.config['preset']}, "
-                f"{self.rate_control}; decoder {self.decoder_name}{self.decoder_version()}")
+                f"(libavcodec {_libavcodec_version()}), low-delay, preset {self.config['preset']}; "
+                f"decoder {self.decoder_name}{self.decoder_version()}")
 
     def library_version(self) -> str:
         """The encoder library and its version, e.g. ``x265 4.2``."""
