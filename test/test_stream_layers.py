@@ -64,12 +64,9 @@ def test_frame_info_roundtrip_and_exact_size(header, size):
     assert isinstance(back.key, bool)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: frame_info.py and docs/bitstream.md promise a 3..7-byte payload, "
-                                       "but an inter header with seq and distance >= 2**14 (both allowed, "
-                                       "3-byte varints) encodes to 2 + 3 + 3 = 8 bytes")
-def test_frame_info_payload_is_at_most_7_bytes_as_documented():
+def test_frame_info_payload_is_at_most_8_bytes_as_documented():
     payload = FrameInfoLayer().encode(FrameHeader(False, 255, SEQ_MODULO - 1, SEQ_MODULO - 1))
-    assert len(payload) <= 7
+    assert len(payload) == 8
 
 
 def test_frame_info_exact_bytes():
@@ -420,10 +417,6 @@ def test_segmap_inter_encoder_rejects_negative_labels_against_a_valid_reference(
     _encoder_value_error(SegMapInterLayer(num_classes=3).encode, (m, np.zeros((2, 2), np.uint8), (0, 0)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SegMapInterLayer.encode checks only labels.max() < K, never "
-                                       "labels.min() >= 0: a map with a negative label equal to its reference's "
-                                       "prediction is accepted in copy mode and decodes to 255 (not lossless); "
-                                       "decode likewise only checks reference.max()")
 def test_segmap_inter_encoder_rejects_negative_labels_in_copy_mode():
     m = np.array([[-1, 0], [1, 2]])
     with pytest.raises(ValueError):

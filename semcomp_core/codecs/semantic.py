@@ -117,7 +117,7 @@ class SemanticGanCodec(Codec):
                      low=1, high=100000),
         "scenecut": Param(float, 0.5, "key frame when more than this share of the map changed (0 = never)",
                           low=0.0, high=1.0),
-        "stick": Param(float, 1.0, "inter frames keep a cell's label unless another class wins by more than this "
+        "stick": Param(float, 1.5, "inter frames keep a cell's label unless another class wins by more than this "
                        "(segmenter logits; 0 = off)", low=0.0, high=100.0),
         "kbps": Param(float, 0.0, "rate control: hold this bitrate over the stream (0 = off: the level decides)",
                       low=0.0, high=1e6),

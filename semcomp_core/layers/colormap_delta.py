@@ -3,10 +3,13 @@
 In an inter frame the colour map is coded as the difference of its quantised
 DCT coefficients (:func:`semcomp_core.layers.colormap.quantise`) to the
 reference frame's, at the same thumbnail size and quantiser: ``d = q - q_ref``
-per coefficient, in the colour-map layer's order (channel by channel, zig-zag),
-with quantised Laplace models centred on 0 whose scale adapts per (channel,
-frequency band) from the differences already coded (starting at 0.5). An inter
-frame without any colour-map layer keeps the reference's thumbnail unchanged.
+per coefficient, in the colour-map layer's order (channel by channel, zig-zag).
+Per channel, the number ``n`` of coefficients up to the last non-zero
+difference comes first (a quantised Laplace on 0..h*w, scale 3), then the
+first ``n`` differences with quantised Laplace models centred on 0 whose scale
+adapts per (channel, frequency band) from the differences already coded
+(starting at 0.5); the rest are 0 and cost nothing. An inter frame without any
+colour-map layer keeps the reference's thumbnail unchanged.
 
 The encoder chooses ``q`` with a dead zone around the reference
 (:func:`delta_quantise`): a coefficient moves only when it drifted at least
@@ -43,6 +46,10 @@ def delta_quantise(thumb: np.ndarray, q_ref: np.ndarray, qi: int, deadzone: floa
     return q_ref + d.astype(np.int64)
 
 
+def _count_model(per_channel: int):
+    return constriction.stream.model.QuantizedLaplace(0, per_channel, 0.0, 3.0)
+
+
 class _Scales:
     def __init__(self) -> None:
         self.sums: dict[tuple[int, int], float] = {}
@@ -72,13 +79,20 @@ class ColorMapDeltaLayer(Layer):
         _, h, w = q.shape
         scales = _Scales()
         enc = RangeEncoder()
-        for c, u, v, step in _models(h, w, qi):
-            r = _coef_range(h, w, step)
-            d = int(q[c, u, v] - q_ref[c, u, v])
-            if abs(d) > 2 * r:
-                raise ValueError(f"coefficient difference {d} outside +-{2 * r}")
-            enc.encode(d, scales.model(c, u + v, r))
-            scales.update(c, u + v, d)
+        order = list(_models(h, w, qi))
+        per = h * w
+        for c in range(3):
+            coded = order[c * per:(c + 1) * per]
+            nonzero = [i for i, (_, u, v, _) in enumerate(coded) if q[c, u, v] != q_ref[c, u, v]]
+            n = nonzero[-1] + 1 if nonzero else 0
+            enc.encode(n, _count_model(per))
+            for _, u, v, step in coded[:n]:
+                r = _coef_range(h, w, step)
+                d = int(q[c, u, v] - q_ref[c, u, v])
+                if abs(d) > 2 * r:
+                    raise ValueError(f"coefficient difference {d} outside +-{2 * r}")
+                enc.encode(d, scales.model(c, u + v, r))
+                scales.update(c, u + v, d)
         return bytes([w, h, qi]) + words_to_bytes(enc)
 
     @classmethod
@@ -102,11 +116,15 @@ class ColorMapDeltaLayer(Layer):
         try:
             dec = new_decoder(payload[3:])
             scales = _Scales()
-            for c, u, v, step in _models(h, w, qi):
-                r = _coef_range(h, w, step)
-                d = int(dec.decode(scales.model(c, u + v, r)))
-                scales.update(c, u + v, d)
-                q[c, u, v] += d
+            order = list(_models(h, w, qi))
+            per = h * w
+            for c in range(3):
+                n = int(dec.decode(_count_model(per)))
+                for _, u, v, step in order[c * per:c * per + n]:
+                    r = _coef_range(h, w, step)
+                    d = int(dec.decode(scales.model(c, u + v, r)))
+                    scales.update(c, u + v, d)
+                    q[c, u, v] += d
         except BitstreamError:
             raise
         except Exception as exc:

@@ -2,7 +2,7 @@
 
 Every frame of a semantic *stream* (``gop`` > 1, :mod:`semcomp_core.stream`)
 carries it; a container without it is a stand-alone intra frame (what a single
-image, or ``gop=1``, codes). Payload (3..7 bytes)::
+image, or ``gop=1``, codes). Payload (3..8 bytes)::
 
     byte 0   flags: bit 0 = key frame (decodable on its own); bits 1-7 must be 0
     byte 1   stream tag: chosen at random when the sender's stream starts, so a

@@ -41,7 +41,7 @@ from .segmap import MAX_MAP_SIDE
 MAX_SHIFT = 16
 N_CONTEXTS = 32
 #: initial pseudo-counts per rank: the predicted label is by far the most likely
-_INIT = (6.0, 1.0, 0.5, 0.3, 0.2, 0.15, 0.1)
+_INIT = (2.0, 0.4, 0.2, 0.1, 0.08, 0.05, 0.04)
 COPY, CODED = 0, 1
 
 
@@ -144,6 +144,9 @@ class SegMapInterLayer(Layer):
             raise ValueError(f"label map must be a non-empty 2-D array up to {MAX_MAP_SIDE} a side, got {labels.shape}")
         if not (abs(dy) <= MAX_SHIFT and abs(dx) <= MAX_SHIFT):
             raise ValueError(f"shift ({dy}, {dx}) outside +-{MAX_SHIFT}")
+        reference = np.asarray(reference)
+        if min(int(labels.min()), int(reference.min())) < 0:
+            raise ValueError("labels must not be negative")
         k = self.num_classes or int(max(labels.max(), reference.max())) + 1
         if int(labels.max()) >= k or int(reference.max()) >= k:
             raise ValueError(f"label outside 0..{k - 1}")
@@ -206,7 +209,7 @@ class SegMapInterLayer(Layer):
             raise BitstreamError(f"absurd inter seg-map size {h}x{w} (at most {limit[0]}x{limit[1]})")
         if reference is None:
             raise BitstreamError("inter seg-map layer without a reference map")
-        if int(reference.max()) >= k:
+        if int(reference.max()) >= k or int(reference.min()) < 0:
             raise BitstreamError(f"reference map label {int(reference.max())} outside the layer's {k} classes")
         pred = predict(reference, h, w, dy, dx)
         pos = 2 + len(encode_varint(h)) + len(encode_varint(w)) + 2

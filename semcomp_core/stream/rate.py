@@ -29,7 +29,7 @@ class RateController:
     kbps: float
     fps: float = 0.0
     max_bytes: int = 0
-    horizon: float = 8.0
+    horizon: float = 4.0
     balance: float = 0.0
     frames: int = 0
     sent: int = 0

@@ -85,6 +85,23 @@ def _layer(container: Container, layer_id: int) -> bytes | None:
     return None
 
 
+def drop_isolated_changes(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``labels`` with every changed cell (label != prediction) that has no changed 8-neighbour of the
+    same new label set back to the prediction: a lone flipped cell is segmentation noise, costs a
+    symbol's worth of bytes and flickers."""
+    changed = labels != pred
+    if not changed.any():
+        return labels
+    h, w = labels.shape
+    lab = np.pad(np.where(changed, labels.astype(np.int16), -1), 1, constant_values=-1)
+    support = np.zeros((h, w), bool)
+    for oy in range(3):
+        for ox in range(3):
+            if (oy, ox) != (1, 1):
+                support |= lab[oy:oy + h, ox:ox + w] == labels
+    return np.where(changed & ~support, pred, labels).astype(np.uint8)
+
+
 class SemanticEncoderSession(EncoderSession):
     """The sender of a semantic stream (see module doc). ``codec`` is a semantic codec instance."""
 
@@ -172,6 +189,7 @@ class SemanticEncoderSession(EncoderSession):
                 keep = np.take_along_axis(grid_logits, pred[None].astype(np.int64), 0)[0] \
                     >= grid_logits.max(0) - self.stick
                 labels = np.where(keep, pred, labels).astype(np.uint8)
+            labels = drop_isolated_changes(labels, pred)
             changed = float(np.mean(labels != pred))
             details["changed"] = changed
             if self.policy.scene_cut(changed):
