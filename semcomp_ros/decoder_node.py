@@ -18,10 +18,21 @@ decoder_node: semcomp bitstream (sensor_msgs/CompressedImage) -> sensor_msgs/Ima
 Subscribes ``input_topic`` (default ``/camera/image_raw/semcomp``), publishes
 the reconstruction on ``<input_topic>/reconstructed`` (or ``output_topic``)
 with the header of the bitstream message -- the camera's original stamp and
-frame_id. The codec is found from the container header, so one decoder serves
-every codec; ``decoder_options`` (live-settable) holds the receiver's own codec
-parameters, e.g. ``decoder=/models/gan``. Corrupt or foreign messages give a
-throttled warning and a counter on /diagnostics; the node keeps running.
+frame_id. The codec is found from the container header (the video codecs,
+whose bytes are raw codec packets: from the message format), so one decoder
+serves every codec; ``decoder_options`` (live-settable) holds the receiver's
+own codec parameters, e.g. ``decoder=/models/gan``. Corrupt or foreign
+messages give a throttled warning and a counter on /diagnostics; the node
+keeps running.
+
+Frames are decoded as streams (``semcomp_core.pipeline.DecoderStage``, one
+session per codec). After a lost, corrupt or reordered message the inter
+frames that follow lack their reference: they are not published, counted
+(``frames_lost``, with a throttled warning) until the next key frame, which
+``recoveries`` counts. Changing ``device``, ``decoder_options`` or ``backend``
+drops the stream state the same way (inter frames are refused until the next
+key frame). /diagnostics also reports key/inter frames and
+``waiting_for_key_frame``.
 """
 
 from rcl_interfaces.msg import SetParametersResult
@@ -79,11 +90,15 @@ class DecoderNode(Node):
     def _on_parameters(self, params):
         try:
             changes = validate_changes(DECODER_PARAMS, params)
-            self.stage.configure(
+            dropped = self.stage.configure(
                 device=changes.get('device'), max_pixels=changes.get('max_pixels'),
                 decoder_options=changes.get('decoder_options'), backend=changes.get('backend'))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        if dropped:
+            self.get_logger().info(
+                'receiver settings changed: stream state dropped, inter frames are refused until '
+                'the next key frame')
         self.params = dict(self.params, **changes)
         return SetParametersResult(successful=True)
 

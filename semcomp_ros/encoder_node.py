@@ -18,12 +18,24 @@ encoder_node: sensor_msgs/Image -> semcomp bitstream in sensor_msgs/CompressedIm
 Subscribes ``input_topic`` (default ``/camera/image_raw``), publishes on
 ``<input_topic>/semcomp`` (or ``output_topic``) with
 ``format = "semcomp/<codec wire label>"`` and the input header copied
-unchanged. Every codec -- the jpeg/webp/bpg baselines and the semantic
-codecs -- runs through this same node. Frames that cannot be encoded give a
-throttled warning and a counter on /diagnostics; the node keeps running.
+unchanged. Every codec -- the jpeg/webp/bpg baselines, the semantic codecs
+and the h264/hevc/av1 anchors -- runs through this same node. Frames that
+cannot be encoded give a throttled warning and a counter on /diagnostics; the
+node keeps running.
 
-Run-time changes of ``codec``, ``quality``, ``codec_options`` and ``device``
-(``ros2 param set``), in three steps:
+Frames are coded as a stream (``semcomp_core.pipeline.EncoderStage``): the
+header stamp is the capture time, ``gop`` sets the key-frame interval and
+``kbps`` the bitrate budget of the codecs that have them (they win over a
+gop/kbps in ``codec``/``codec_options``, kbps only when > 0; jpeg, webp and
+bpg ignore both). Key frames are sent at start, after every parameter change
+(the new codec's stream starts with one) and when a new subscriber of the
+bitstream topic appears (a receiver joined: it can decode from the next
+frame on). /diagnostics reports the bitrate over the last frames against
+``kbps``, key/inter frames and why key frames were sent, skipped frames,
+duplicated or out-of-order stamps and resolution changes.
+
+Run-time changes of ``codec``, ``quality``, ``codec_options``, ``gop``,
+``kbps`` and ``device`` (``ros2 param set``), in three steps:
 
 1. pre-set: a call that changes ``codec`` without setting ``quality`` or
    ``codec_options`` also resets those two to ``-1`` / ``""`` (logged), as they
@@ -43,7 +55,7 @@ background build starts from the on-set callback.
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from semcomp_core.pipeline import codec_param_resets, EncoderStage, warm_up
+from semcomp_core.pipeline import codec_param_resets, EncoderStage, stream_settings, warm_up
 from sensor_msgs.msg import CompressedImage, Image
 
 from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnostic_array,
@@ -51,7 +63,7 @@ from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnos
 from .params import declare_all, ENCODER_PARAMS, validate_changes
 from .qos import create_image_publisher, create_image_subscription
 
-_CODEC_KEYS = ('codec', 'quality', 'device', 'codec_options')
+_CODEC_KEYS = ('codec', 'quality', 'device', 'codec_options', 'gop', 'kbps')
 
 
 class EncoderNode(Node):
@@ -64,10 +76,13 @@ class EncoderNode(Node):
         self.params = declare_all(self, ENCODER_PARAMS)
         p = self.params
         self.stage = EncoderStage(p['codec'], p['quality'], p['device'], p['codec_options'],
-                                  log=self._stage_log)
+                                  gop=p['gop'], kbps=p['kbps'], log=self._stage_log)
         warm_up(self.stage.codec)  # models in memory before the first frame
+        streams = stream_settings(self.stage.codec)
         self.get_logger().info(
-            f'codec {self.stage.label} ({self.stage.codec.implementation}) on {p["device"]}')
+            f'codec {self.stage.label} ({self.stage.codec.implementation}) on {p["device"]}; '
+            f'gop {streams["gop"]}, kbps {streams["kbps_target"]}')
+        self._subscribers = 0
         self.hardware_id = hardware_id(p['input_topic'])
         output = p['output_topic'] or p['input_topic'].rstrip('/') + '/semcomp'
         self.publisher = create_image_publisher(
@@ -89,7 +104,18 @@ class EncoderNode(Node):
         logger = self.get_logger()
         (logger.error if level == 'error' else logger.info)(text)
 
+    def _watch_receivers(self):
+        """A new subscriber of the bitstream: ask for a key frame, so it can decode at once."""
+        count = getattr(self.publisher, 'get_subscription_count', None)
+        if count is None:
+            return
+        n = count()
+        if n > self._subscribers:
+            self.stage.request_key_frame()
+        self._subscribers = n
+
     def _on_image(self, msg):
+        self._watch_receivers()
         frame = self.stage.encode_msg(msg)
         if frame is None:
             self.get_logger().warning(
@@ -126,8 +152,10 @@ class EncoderNode(Node):
             merged = dict(self.params, **changes)
             if any(k in changes for k in _CODEC_KEYS):
                 self.stage.validate(merged['codec'], merged['quality'], merged['device'],
-                                    merged['codec_options'])
+                                    merged['codec_options'], gop=merged['gop'],
+                                    kbps=merged['kbps'])
         except ValueError as exc:  # includes UsageError from the codec
+            self.stage.reject_settings(str(exc))  # settings_rejected on /diagnostics
             return SetParametersResult(successful=False, reason=str(exc))
         if not self._has_post_set:
             self._apply(merged, changes)
@@ -145,11 +173,14 @@ class EncoderNode(Node):
         if any(k in changes for k in _CODEC_KEYS):
             try:
                 if self.stage.request(merged['codec'], merged['quality'], merged['device'],
-                                      merged['codec_options']):
+                                      merged['codec_options'], gop=merged['gop'],
+                                      kbps=merged['kbps']):
                     self.get_logger().info(
                         f'building codec {merged["codec"]} (quality {merged["quality"]}, '
-                        f'options {merged["codec_options"]!r}, {merged["device"]}) in the '
-                        f'background; still encoding with {self.stage.label}')
+                        f'options {merged["codec_options"]!r}, gop {merged["gop"]}, kbps '
+                        f'{merged["kbps"]:g}, {merged["device"]}) in the background; still '
+                        f'encoding with {self.stage.label}; the new stream starts with a '
+                        'key frame')
             except ValueError as exc:  # validated already; never expected
                 self.get_logger().error(f'codec change not applied: {exc}')
 
@@ -167,8 +198,9 @@ class EncoderNode(Node):
             self, [self.stage.diagnostics('encoder')], self.hardware_id))
 
     def close(self):
-        """Wait briefly for a background codec build (never blocks shutdown for long)."""
+        """Wait briefly for a background codec build (never long); end the stream."""
         self.stage.wait(timeout=1.0)
+        self.stage.close()
 
 
 def main(args=None):

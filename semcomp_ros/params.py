@@ -24,6 +24,12 @@ allowed values listed in the description and ``additional_constraints``,
 ``read_only`` for what needs a restart: topics, QoS, timers, the warning
 throttle -- rclpy does not allow a log call site to change its throttle).
 
+Stream settings of ``encoder_node`` (``gop``, ``kbps``), in one sentence: for
+the codecs that declare them (semantic-gan, h264, hevc, av1) they win over the
+same key in ``codec`` and ``codec_options`` -- ``kbps`` only when > 0, its
+"unset" value -- and the intra codecs (jpeg, webp, bpg) ignore them
+(``semcomp_core.pipeline.stream_options``).
+
 Defaults live in ``config/semcomp.yaml`` too (``/<node>: ros__parameters:``);
 the values here are the fallback when no parameter file is given.
 """
@@ -176,6 +182,25 @@ ENCODER_PARAMS = (
               'Extra codec parameters as KEY=VALUE[:KEY=VALUE...] (as in semcomp --codecs), '
               'e.g. impl=x265 for bpg; they win over the same keys in the codec spec. Empty: '
               'none. Reset to "" when codec changes alone.'),
+    ParamSpec('gop', 30,
+              'Stream key-frame interval: a key frame every gop frames (1: every frame a key '
+              'frame), for the codecs with inter frames (semantic-gan, h264, hevc, av1). A lost '
+              'message leaves the decoder showing nothing until the next key frame, so gop '
+              'bounds the recovery: 30 = 3 s at 10 fps. Wins over a gop in codec or '
+              'codec_options. The intra codecs (jpeg, webp, bpg) ignore it (/diagnostics: gop '
+              'n/a). A change restarts the stream with a key frame (the codec is rebuilt in the '
+              'background).',
+              int_range=(1, 100000)),
+    ParamSpec('kbps', 0.0,
+              'Bitrate budget in kbit/s (a float, e.g. 20.0) for the codecs with rate control: '
+              'semantic-gan picks its operating point per frame and, when nothing fits, sends '
+              '"repeat the previous frame" (frames_skipped); h264/hevc/av1 run their bitrate '
+              'mode (whole kbit/s; not together with qp or crf). 0: off (the quality settings '
+              'decide, or a kbps in codec/codec_options); > 0 wins over a kbps there. '
+              '/diagnostics reports bitrate_window_kbps over the last 50 frames against '
+              'kbps_target and warns when it is more than 10 % over. A change restarts the '
+              'stream with a key frame.',
+              float_range=(0.0, 1e6)),
     ParamSpec('device', 'cpu', 'Where the codec runs: cpu, cuda or cuda:N.',
               pattern=DEVICE_PATTERN.pattern),
 ) + _COMMON
@@ -195,7 +220,9 @@ DECODER_PARAMS = (
               'decoder=/models/gan (the semantic-gan generator weights this receiver runs; '
               'default: the shipped ones). Everything the encoder chose (level, seed, ...) comes '
               'from the bitstream. Checked when set (unknown keys are rejected); a model that '
-              'cannot be loaded is counted per frame (frames_failed). Empty: none.',
+              'cannot be loaded is counted per frame (frames_failed). Empty: none. Changing it '
+              '(or device, backend) drops the stream state: inter frames are refused '
+              '(frames_lost) until the next key frame.',
               check=_check_receiver_options),
     ParamSpec('backend', '',
               'Where the receiver runs its networks: torch, onnxruntime (exported to ONNX once and '

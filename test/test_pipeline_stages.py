@@ -78,8 +78,10 @@ def test_encoder_counts_bad_frames_and_keeps_going(frame):
     assert stage.encode(np.zeros((4, 4), np.uint8), header(7)) is None
     good = stage.encode_msg(image_msg(frame, 8 * S))
     assert good is not None and good.header.stamp.sec == 8
-    assert dict(stage.counters) == {"received": 4, "encoded": 1, "rejected": 3, "errors": 0, "rebuilds": 0,
-                                    "rebuild_failures": 0}
+    assert {k: stage.counters[k] for k in ("received", "encoded", "rejected", "errors", "rebuilds",
+                                           "rebuild_failures", "key_frames", "inter_frames")} == {
+        "received": 4, "encoded": 1, "rejected": 3, "errors": 0, "rebuilds": 0, "rebuild_failures": 0,
+        "key_frames": 1, "inter_frames": 0}
     report = stage.diagnostics()
     assert report.level == "WARN" and report.values["frames_rejected"] == "3"
     assert stage.diagnostics().level == "OK"  # nothing new since the last report

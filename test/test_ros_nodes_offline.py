@@ -212,6 +212,17 @@ def ros(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Networks on one thread: on a 2-core machine shared with other jobs, two OpenMP threads spin
+    against each other (a small segmentation then takes ~1 s instead of ~20 ms)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make(node_class, **overrides):
     Node.overrides = overrides
     try:
@@ -266,6 +277,25 @@ def test_encoder_node_descriptors_and_live_parameter_changes(ros, camera_msg):
     assert node.stage.wait(10)
     node.sub("/camera/image_raw").callback(msg)
     assert node.pub("/camera/image_raw/semcomp").sent[-1].format.startswith("semcomp/webp")
+
+
+def test_encoder_node_stream_parameters(ros, camera_msg):
+    msg, _ = camera_msg
+    node = make(ros.encoder.EncoderNode, codec="semantic-gan", gop=5)
+    gop, kbps = node.descriptors["gop"], node.descriptors["kbps"]
+    assert (gop.integer_range[0].from_value, gop.integer_range[0].to_value) == (1, 100000)
+    assert (kbps.floating_point_range[0].from_value, kbps.floating_point_range[0].to_value) == (0.0, 1e6)
+    assert not gop.read_only and not kbps.read_only and "recovery" in gop.description
+    assert node.stage.codec.config["gop"] == 5
+    assert not node.set_params(gop=0).successful and not node.set_params(kbps=-5.0).successful
+    assert node.set_params(kbps=20.0).successful and node.stage.wait(60)
+    assert node.stage.codec.config["kbps"] == 20.0 and node.stage.codec.config["gop"] == 5
+    node.sub("/camera/image_raw").callback(msg)
+    (out,) = node.pub("/camera/image_raw/semcomp").sent
+    assert out.format == "semcomp/semantic-gan:level=2:gop=5:kbps=20.0"
+    node.timers[0][1]()
+    values = {kv.key: kv.value for kv in node.pub("/diagnostics").sent[0].status[0].values}
+    assert (values["gop"], values["kbps_target"], values["key_frames"]) == ("5", "20", "1")
 
 
 def test_encoder_node_codec_alone_resets_quality_without_pre_set_callbacks(ros, camera_msg):
