@@ -31,7 +31,7 @@ def test_varint_roundtrip(v):
 
 def test_layout_is_as_documented():
     data = pack(CodecId.JPEG, 360, 480, [(LayerId.IMAGE, b"abc")])
-    assert data[:2] == b"SC" and data[2] == 2 and data[3] == CodecId.JPEG
+    assert data[:2] == b"SC" and data[2] == 3 and data[3] == CodecId.JPEG
     assert data[4:6] == encode_varint(360) and data[6:8] == encode_varint(480)
     assert data[8] == 1 and data[9] == LayerId.IMAGE and data[10] == 3 and data[11:14] == b"abc"
     assert int.from_bytes(data[-4:], "big") == zlib.crc32(data[:-4])
@@ -51,7 +51,7 @@ def _recrc(body: bytes) -> bytes:
     (b"", "magic"),
     (b"XX\x01\x01", "magic"),
     (b"SC\x01", "truncated"),
-    (_recrc(b"SC\x03\x01\x01\x01\x00"), "version"),
+    (_recrc(b"SC\x04\x01\x01\x01\x00"), "version"),
     (_recrc(b"SC\x00\x01\x01\x01\x00"), "version"),
     (_recrc(b"SC\x01\xff\x01\x01\x00"), "unknown codec id"),
     (_recrc(b"SC\x01\x01\x00\x01\x00"), "absurd height"),

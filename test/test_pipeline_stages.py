@@ -190,6 +190,21 @@ def test_benchmark_counts_size_mismatch_and_corrupt_bitstreams(frame):
     assert stage.bad_frames() == 3
 
 
+def test_benchmark_counts_video_anchor_packets_as_bytes_not_as_corrupt(frame):
+    """The video anchors send raw codec packets (format semcomp/h264...): their size is the rate."""
+    pytest.importorskip("av")
+    stage = BenchmarkStage(None)
+    data = EncoderStage("h264:qp=40", options="").encode(frame, header(7)).data
+    assert data[:2] != b"SC"
+    stage.add_bitstream(header(7), data, "semcomp/h264:qp=40")
+    assert stage.counters["corrupt"] == 0
+    stage.add_original(header(7), frame)
+    row = stage.add_reconstruction(header(7), frame)
+    assert row["bytes"] == len(data)
+    stage.add_bitstream(header(8), data, "semcomp/jpeg")       # the same bytes claimed as a container
+    assert stage.counters["corrupt"] == 1
+
+
 def test_benchmark_late_partners_of_scored_frames_are_ignored(frame):
     stage = BenchmarkStage(None)
     stage.add_original(header(5), frame)

@@ -160,14 +160,18 @@ class BenchmarkStage:
         return self._maybe_score(stamp_ns(header), entry)
 
     def add_bitstream(self, header: Any, data: bytes, fmt_text: str = "", recv_ns: int | None = None) -> None:
-        """A bitstream: its size counts as the frame's rate (the container is checked)."""
+        """A bitstream: its size counts as the frame's rate (a semcomp container is checked; the raw
+        packets of the video anchors, format ``semcomp/h264...``, are counted as they are)."""
+        from .decoder_stage import raw_codec_class
+
         self.counters.bump("bitstreams")
         recv_ns = time.time_ns() if recv_ns is None else recv_ns
-        try:
-            unpack(data)
-        except BitstreamError as exc:
-            self._warn("corrupt", f"corrupt bitstream with stamp {stamp_ns(header)}: {exc}")
-            return
+        if raw_codec_class(fmt_text) is None:
+            try:
+                unpack(data)
+            except BitstreamError as exc:
+                self._warn("corrupt", f"corrupt bitstream with stamp {stamp_ns(header)}: {exc}")
+                return
         self.bit_rate.add(len(data))
         entry = self._entry(header)
         if entry is None:  # its frame was scored already (the row has no bytes/bpp)

@@ -121,6 +121,13 @@ def _topic_connections(reader, bag: Path, topic: str) -> tuple[list, str, int]:
     return conns, msgtype, sum(c.msgcount for c in conns)
 
 
+def _topic_rate(reader, n_messages: int) -> float | None:
+    """Frame rate of the bag's messages from its time span (what the video anchors' encoders are
+    told; the semantic rate control reads the message stamps themselves)."""
+    span = (reader.end_time - reader.start_time) / 1e9 if reader.end_time and reader.start_time else 0
+    return (n_messages - 1) / span if n_messages > 1 and span > 0 else None
+
+
 class _OutputBag:
     """The output bag: per codec label, a bitstream and a reconstruction connection."""
 
@@ -188,6 +195,7 @@ def run_bag_bench(bag: Path, topic: str, codecs: list[Codec], out_dir: Path, *, 
     reader = _open_reader(bag)
     try:
         conns, msgtype, n_messages = _topic_connections(reader, bag, topic)
+        fps = fps or _topic_rate(reader, n_messages)
         runner = BenchRunner(codecs, out_dir, save_recon=save_recon, segmenter=segmenter,
                              num_classes=num_classes, extra_fields=["stamp", "frame_id"],
                              eval_segmenter=eval_segmenter, stream=True, fps=fps)

@@ -1,9 +1,10 @@
 """Rate control to a link budget, shared by the stream coders.
 
 A leaky-bucket model in bytes: every frame adds its share of the budget,
-``kbps * 1000 / 8 * dt`` (``dt``: time since the previous frame from the
-stamps, else ``1 / fps``; at most :data:`MAX_DT_S`, so a pause in the camera
-does not bank a burst), and removes the bytes actually sent. Each frame may
+``kbps * 1000 / 8 * dt`` (``dt``: ``1 / fps`` when the codec's ``fps`` is set,
+else the time since the previous frame from the stamps, else ``1 /
+default_fps`` -- the stream's nominal rate, 10 Hz when unknown; at most
+:data:`MAX_DT_S`, so a pause in the camera does not bank a burst), and removes the bytes actually sent. Each frame may
 spend its share plus a fraction of the balance (``1 / horizon`` of it; the
 balance is paid back or spent over about ``horizon`` frames), never more than
 ``max_bytes``. The coder tries operating points from the richest that could
@@ -27,8 +28,11 @@ DEFAULT_FPS = 10.0
 @dataclass
 class RateController:
     kbps: float
+    #: frame rate that overrides the stamps (0: use the stamps)
     fps: float = 0.0
     max_bytes: int = 0
+    #: frame rate assumed for frames without stamps (and the first frame); 0: DEFAULT_FPS
+    default_fps: float = 0.0
     horizon: float = 4.0
     balance: float = 0.0
     frames: int = 0
@@ -46,7 +50,7 @@ class RateController:
 
     @property
     def frame_interval(self) -> float:
-        return 1.0 / (self.fps or DEFAULT_FPS)
+        return 1.0 / (self.fps or self.default_fps or DEFAULT_FPS)
 
     def _dt(self, stamp_ns: int | None) -> float:
         if stamp_ns is None or self.fps:

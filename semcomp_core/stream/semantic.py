@@ -112,8 +112,8 @@ class SemanticEncoderSession(EncoderSession):
         self.stream = cfg["gop"] > 1
         self.stick = float(cfg["stick"])
         self.max_bytes = int(cfg["max_bytes"])
-        rate_fps = float(fps or cfg["fps"] or 0.0)
-        self.rate = RateController(cfg["kbps"], rate_fps, self.max_bytes) if cfg["kbps"] else None
+        self.rate = RateController(cfg["kbps"], float(cfg["fps"]), self.max_bytes,
+                                   default_fps=float(fps or 0.0)) if cfg["kbps"] else None
         self.points = codec.rate_points()
         self.point = codec.level_point()
         self.tag = secrets.randbelow(256)

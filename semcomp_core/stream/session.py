@@ -62,6 +62,7 @@ class EncoderSession:
 
     def __init__(self, codec: "Codec", fps: float | None = None) -> None:
         self.codec = codec
+        #: the stream's nominal frame rate, when the caller knows it (stamps, when given, are more exact)
         self.fps = fps
         self.frames = 0
         self.key_frames = 0
