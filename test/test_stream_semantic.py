@@ -253,3 +253,36 @@ def test_map_grid_follows_the_frame_size():
 
     assert SegMapLayer.peek_shape(unpack(codec.encode(big)).layer(LayerId.SEGMAP)) == (32, 64)
     assert codecs.decode(codec.encode(big)).shape == (512, 1024, 3)
+
+
+def test_temporal_hold_keeps_pixels_away_from_map_changes():
+    """Where no map cell changed (and the colours did not), the receiver keeps the previous pixels;
+    near a change the new rendering is blended in; with temporal=off every frame is rendered anew."""
+    from semcomp_core.stream.semantic import hold_unchanged
+
+    prev = np.full((64, 64, 3), 10, np.uint8)
+    new = np.full((64, 64, 3), 200, np.uint8)
+    changed = np.zeros((8, 8), bool)
+    changed[0, 0] = True
+    out = hold_unchanged(prev, new, changed, 8)
+    assert (out[:8, :8] == 200).all()                        # the changed cell: new rendering
+    assert (out[40:, 40:] == 10).all()                       # far away: held
+    assert 10 < out[8, 20, 0] < 200 or out[8, 12, 0] > 10    # a blend in between, no seam
+    assert hold_unchanged(prev, new, np.zeros((8, 8), bool), 8) is prev
+
+
+def test_receiver_holds_steady_regions_in_a_stream(frames, monkeypatch):
+    import semcomp_core.stream.semantic as stream_semantic
+
+    monkeypatch.setattr(stream_semantic, "COLOR_DEADZONE", 1000.0)   # colours never move: maps alone change
+    images = [frames[0]] * 3 + [frames[8]]
+    _, data = encode_all("semantic-gan:gop=30:stick=0", images)
+    outs = {}
+    for mode in ("hold", "off"):
+        dec = codecs.receiver_instance(codecs.CODECS.get("semantic-gan"), receiver={"temporal": mode}).open_decoder()
+        outs[mode] = [dec.decode(d) for d in data]
+        assert dec.hold == (mode == "hold")
+    assert layer_ids(data[3]) == [LayerId.FRAME_INFO, LayerId.SEGMAP_INTER]
+    held = np.abs(outs["hold"][3].astype(int) - outs["hold"][2]).mean()
+    fresh = np.abs(outs["off"][3].astype(int) - outs["off"][2]).mean()
+    assert held < fresh

@@ -112,12 +112,15 @@ class SemanticGanCodec(Codec):
                          "from an ONNX export made once and cached); the sender's segmenter and the "
                          "receiver's generator alike",
                          choices=BACKENDS, side="receiver", local=True),
+        "temporal": Param(str, "hold", "streams: hold = pixels away from map changes keep the previous frame "
+                          "(no flicker where labels did not change), off = render every frame anew",
+                          choices=("hold", "off"), side="receiver"),
         # -- streams (semcomp_core.stream.semantic): used when frames are coded in order -----------
         "gop": Param(int, 1, "key frame every N frames in a stream (1 = every frame intra, as single images)",
                      low=1, high=100000),
         "scenecut": Param(float, 0.5, "key frame when more than this share of the map changed (0 = never)",
                           low=0.0, high=1.0),
-        "stick": Param(float, 1.5, "inter frames keep a cell's label unless another class wins by more than this "
+        "stick": Param(float, 2.0, "inter frames keep a cell's label unless another class wins by more than this "
                        "(segmenter logits; 0 = off)", low=0.0, high=100.0),
         "kbps": Param(float, 0.0, "rate control: hold this bitrate over the stream (0 = off: the level decides)",
                       low=0.0, high=1e6),

@@ -13,7 +13,7 @@ An inter frame carries:
   the global shift the encoder estimated), or nothing when the map equals the
   reference map; an intra ``segmap`` never (a key frame is cheaper);
 * the colour map as a ``colormap-delta`` against the reference's coefficients
-  (dead zone: coefficients move only when they drift by 0.75 steps), an
+  (dead zone: coefficients move only when they drift by 1.25 steps), an
   intra ``colormap`` when the rate controller changed the thumbnail size or
   quantiser, or nothing when no coefficient moved;
 * no decoder parameters (the key frame's seed and label table hold for the stream).
@@ -26,7 +26,13 @@ so segmentation noise neither flickers nor costs bytes. A scene cut (more than
 Receiver: :class:`SemanticDecoderSession` holds the last decoded frame of the
 stream (map, colour coefficients, seed, rendering). A frame whose map, colours
 and seed equal the reference's is not rendered again: the previous rendering
-is returned, so a static scene does not flicker at all.
+is returned, so a static scene does not flicker at all. When only some map
+cells changed (and the colours did not), the receiver's temporal hold
+(``temporal=hold``, the default receiver option; ``off`` renders every frame
+anew) keeps the previous pixels away from the changes and blends the new
+rendering in around them (:func:`hold_unchanged`): regions whose labels did
+not change do not flicker. The noise is the seed's, the same for the whole
+stream.
 """
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ from .session import DecoderSession, EncoderSession, FrameInfo, ReferenceMissing
 _INTER_LAYERS = {int(LayerId.FRAME_INFO), int(LayerId.SEGMAP_INTER), int(LayerId.COLORMAP_DELTA),
                  int(LayerId.COLORMAP)}
 #: dead zone of the colour-map deltas (coefficients move after 0.5 + DEADZONE quantiser steps)
-COLOR_DEADZONE = 0.25
+COLOR_DEADZONE = 0.75
 
 
 @dataclass
@@ -221,6 +227,24 @@ class SemanticEncoderSession(EncoderSession):
         return data, FrameInfo(key=key, reason=reason, details=details), new
 
 
+def hold_unchanged(previous: np.ndarray, rendered: np.ndarray, changed_cells: np.ndarray, factor: int) -> np.ndarray:
+    """Temporal hold: pixels far from every map cell whose label changed keep the previous frame's
+    pixels; within ``2 * factor`` pixels of a change the new rendering is blended in linearly, so the
+    changed regions join the held ones without a seam. (Only used when the colour map is unchanged.)"""
+    import cv2
+
+    if not changed_cells.any():
+        return previous
+    H, W = rendered.shape[:2]
+    ys = np.minimum(np.arange(H) // factor, changed_cells.shape[0] - 1)
+    xs = np.minimum(np.arange(W) // factor, changed_cells.shape[1] - 1)
+    steady = (~changed_cells[ys[:, None], xs[None, :]]).astype(np.uint8)
+    dist = cv2.distanceTransform(steady, cv2.DIST_L2, 3)
+    keep = np.clip(dist / (2.0 * factor), 0.0, 1.0)[:, :, None]
+    out = keep * previous.astype(np.float32) + (1.0 - keep) * rendered.astype(np.float32)
+    return np.rint(out).astype(np.uint8)
+
+
 class SemanticDecoderSession(DecoderSession):
     """The receiver of a semantic stream: holds the reference, refuses inter frames without it."""
 
@@ -230,6 +254,7 @@ class SemanticDecoderSession(DecoderSession):
         super().__init__(codec)
         self.ref: Reference | None = None
         self.rendered = 0
+        self.hold = codec.config.get("temporal", "hold") == "hold"
 
     def reset(self) -> None:
         self.ref = None
@@ -255,6 +280,9 @@ class SemanticDecoderSession(DecoderSession):
         else:
             new.image = codec.render(new.labels, new.factor, dequantise(new.q, new.qi), H, W, new.seed)
             self.rendered += 1
+            if (self.hold and prev is not None and prev.image is not None and head is not None and not head.key
+                    and new.labels.shape == prev.labels.shape and new.qi == prev.qi and np.array_equal(new.q, prev.q)):
+                new.image = hold_unchanged(prev.image, new.image, prev.labels != new.labels, new.factor)
         self.ref = new
         return new.image.copy(), head is None or head.key
 
