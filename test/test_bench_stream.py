@@ -139,3 +139,12 @@ def test_bag_bench_runs_stateful_codecs_in_message_order(tmp_path):
     assert stream["key_frames"] == 1 and intra["key_frames"] == N
     assert stream["bytes"] < 0.75 * intra["bytes"]
     assert stream["kbps"] == pytest.approx(8 * stream["bytes"] * 10 / 1e3, rel=1e-6)   # 10 Hz stamps
+
+
+def test_a_budget_too_low_is_reported(sequence_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(["bench", "--data", sequence_dir, "--sequence", "--fps", 10, "--segmenter", "none",
+                "--codecs", "semantic-gan:gop=100:kbps=0.5", "--out", out, "--quiet"]) == 0
+    row = summary(out)["semantic-gan:level=2:gop=100:kbps=0.5"]
+    assert row["skipped_frames"] > 0
+    assert "repeats of the previous frame" in capsys.readouterr().err

@@ -124,6 +124,11 @@ def run_bench(args) -> int:
         finally:
             runner.close()
     print(format_table(rows))
+    for r in rows:
+        if r.get("skipped_frames"):
+            print(f"semcomp: warning: {r['codec']}: {r['skipped_frames']} of {r['frames']} frames were sent as "
+                  "repeats of the previous frame: the kbps budget is below what the smallest operating point "
+                  "needs for this content", file=sys.stderr)
     print(f"results: {args.out}/summary.csv, summary.json, per_image.csv, per_image.json, rate_distortion.png")
     return 0
 
