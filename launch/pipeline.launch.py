@@ -16,6 +16,7 @@
 Launch the semcomp pipeline: encoder, optionally decoder and benchmark.
 
     ros2 launch semcomp_ros pipeline.launch.py codec:=bpg quality:=40
+    ros2 launch semcomp_ros pipeline.launch.py gop:=30 kbps:=12
     ros2 launch semcomp_ros pipeline.launch.py camera_topic:=/cam/front start_benchmark:=true
 
 Parameters come from ``params_file`` (default: the installed
@@ -60,13 +61,15 @@ def _nodes(context):
     bitstream = camera + '/semcomp' if camera else ''
     params_file = arg('params_file')
     quality = int(arg('quality')) if arg('quality') else ''
+    gop = int(arg('gop')) if arg('gop') else ''
+    kbps = float(arg('kbps')) if arg('kbps') else ''
     stamp_latency = _flag(arg('stamp_latency')) if arg('stamp_latency') else ''
     common = {'qos_profile': arg('qos_profile')}
     nodes = [Node(
         package=PACKAGE, executable='encoder_node', name='encoder_node', output='screen',
         parameters=[params_file, _given(dict(common, **{
             'input_topic': camera, 'codec': arg('codec'), 'quality': quality,
-            'device': arg('device')}))],
+            'gop': gop, 'kbps': kbps, 'device': arg('device')}))],
     )]
     if _flag(arg('start_decoder')):
         nodes.append(Node(
@@ -103,6 +106,13 @@ def generate_launch_description():
             'quality', default_value='',
             description='Codec quality knob (jpeg/webp quality, bpg q); -1 = codec default; '
                         'empty keeps params_file.'),
+        DeclareLaunchArgument(
+            'gop', default_value='',
+            description='Streams: key frame every N frames (semantic-gan, h264, hevc, av1); '
+                        'empty keeps params_file (30).'),
+        DeclareLaunchArgument(
+            'kbps', default_value='',
+            description='Streams: bitrate budget in kbit/s (0 = off); empty keeps params_file.'),
         DeclareLaunchArgument(
             'device', default_value='',
             description='cpu, cuda or cuda:N for encoder and decoder; empty keeps params_file.'),

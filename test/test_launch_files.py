@@ -308,9 +308,10 @@ def test_pipeline_launch_camera_topic_and_arguments_override(launch_module):
     mod = launch_module("pipeline.launch.py")
     context = dict(_defaults(mod), camera_topic="/cam/front/", codec="bpg:q=45", quality="40",
                    start_benchmark="true", stamp_latency="false", decoder_options="decoder=/m/gan",
-                   segmenter="eval")
+                   segmenter="eval", gop="15", kbps="12")
     nodes = _node_params(mod._nodes(context))
-    assert nodes["encoder_node"][1] == {"input_topic": "/cam/front", "codec": "bpg:q=45", "quality": 40}
+    assert nodes["encoder_node"][1] == {"input_topic": "/cam/front", "codec": "bpg:q=45", "quality": 40,
+                                        "gop": 15, "kbps": 12.0}
     assert nodes["decoder_node"][1] == {"input_topic": "/cam/front/semcomp", "decoder_options": "decoder=/m/gan"}
     assert nodes["benchmark_node"][1] == {"original_topic": "/cam/front", "segmenter": "eval",
                                           "stamp_latency": False}
