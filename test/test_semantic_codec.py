@@ -80,7 +80,7 @@ def test_wire_label_has_no_local_paths(tiny_models):
     c = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
     assert c.wire_label() == "semantic-gan:level=2:seed=5"
     assert "decoder=" in c.label()
-    assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch"}
+    assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold"}
     with pytest.raises(UsageError, match="not a receiver option"):
         codecs.decode(b"", receiver="seed=3")
 
