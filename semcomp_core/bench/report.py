@@ -55,7 +55,10 @@ def plot_rate_distortion(rows: list[dict], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     by_name: dict[str, list[dict]] = {}
     for r in rows:
-        by_name.setdefault(r.get("name") or r["codec"].split(":")[0], []).append(r)
+        name = r.get("name") or r["codec"].split(":")[0]
+        if r.get("key_frames") is not None and r.get("frames", 0) > 1 and r["key_frames"] == r["frames"]:
+            name += " (every frame intra)"                  # streams: per-frame configurations apart
+        by_name.setdefault(name, []).append(r)
     for ax, (key, title) in zip(axes[0], metrics):
         for name, rs in sorted(by_name.items()):
             pts = sorted((r[rate], r[key]) for r in rs if r.get(key) is not None and r.get(rate) is not None)
