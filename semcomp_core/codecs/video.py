@@ -598,6 +598,21 @@ class VideoDecoderSession(DecoderSession):
         self._lose_reference()
 
 
+def _rate_params(top: int, crf_low: int, crf_default: int, kbps_mode: str, preset: Param) -> dict[str, Param]:
+    """The parameters every anchor has: rate control (qp / crf / kbps), gop, fps and its speed preset."""
+    low = max(crf_low, 0)
+    return {
+        "qp": Param(int, -1, f"constant quantiser {max(low, 1) if crf_low else 0}..{top} (-1: off, crf or kbps rules)",
+                    low=-1, high=top),
+        "crf": Param(int, crf_default, f"constant rate factor {low}..{top} (the default rate control)",
+                     low=low, high=top),
+        "kbps": Param(int, 0, f"target bitrate in kbit/s {kbps_mode} (0: off)", low=0, high=1_000_000),
+        "gop": Param(int, 250, "key-frame interval in frames (1: all intra)", low=1, high=100_000),
+        "fps": Param(float, 10.0, "frame rate the encoder is told (time base, kbps)", low=0.001, high=1000),
+        "preset": preset,
+    }
+
+
 @register_codec
 class H264Codec(_VideoCodec):
     name = "h264"
@@ -605,14 +620,8 @@ class H264Codec(_VideoCodec):
     quality_param = "qp"
     encoder_name = "libx264"
     decoder_name = "h264"
-    params = {
-        "qp": Param(int, -1, "constant quantiser 0..51 (-1: off, crf or kbps rules)", low=-1, high=51),
-        "crf": Param(int, 23, "constant rate factor 0..51 (the default rate control)", low=0, high=51),
-        "kbps": Param(int, 0, "target bitrate in kbit/s with a 1 s VBV buffer (0: off)", low=0, high=1_000_000),
-        "gop": Param(int, 250, "key-frame interval in frames (1: all intra)", low=1, high=100_000),
-        "fps": Param(float, 10.0, "frame rate the encoder is told (time base, kbps)", low=0.001, high=1000),
-        "preset": Param(str, "medium", "x264 speed preset", choices=X26X_PRESETS),
-    }
+    params = _rate_params(51, 0, 23, "with a 1 s VBV buffer",
+                          Param(str, "medium", "x264 speed preset", choices=X26X_PRESETS))
 
     def library_version(self) -> str:
         return f"x264 {x264_version()}"
@@ -643,14 +652,8 @@ class HevcCodec(_VideoCodec):
     quality_param = "qp"
     encoder_name = "libx265"
     decoder_name = "hevc"
-    params = {
-        "qp": Param(int, -1, "constant quantiser 0..51 (-1: off, crf or kbps rules)", low=-1, high=51),
-        "crf": Param(int, 28, "constant rate factor 0..51 (the default rate control)", low=0, high=51),
-        "kbps": Param(int, 0, "target bitrate in kbit/s with a 1 s VBV buffer (0: off)", low=0, high=1_000_000),
-        "gop": Param(int, 250, "key-frame interval in frames (1: all intra)", low=1, high=100_000),
-        "fps": Param(float, 10.0, "frame rate the encoder is told (time base, kbps)", low=0.001, high=1000),
-        "preset": Param(str, "medium", "x265 speed preset", choices=X26X_PRESETS),
-    }
+    params = _rate_params(51, 0, 28, "with a 1 s VBV buffer",
+                          Param(str, "medium", "x265 speed preset", choices=X26X_PRESETS))
 
     def library_version(self) -> str:
         return f"x265 {library_version('x265', 'x265_version_str', False)}"
@@ -678,14 +681,8 @@ class Av1Codec(_VideoCodec):
     quality_param = "crf"
     encoder_name = "libsvtav1"
     decoder_name = "libdav1d"
-    params = {
-        "qp": Param(int, -1, "constant quantiser 1..63 (-1: off, crf or kbps rules)", low=-1, high=63),
-        "crf": Param(int, 35, "constant rate factor 1..63 (the default rate control)", low=1, high=63),
-        "kbps": Param(int, 0, "target bitrate in kbit/s, CBR with a 1 s buffer (0: off)", low=0, high=1_000_000),
-        "gop": Param(int, 250, "key-frame interval in frames (1: all intra)", low=1, high=100_000),
-        "fps": Param(float, 10.0, "frame rate the encoder is told (time base, kbps)", low=0.001, high=1000),
-        "preset": Param(int, 8, "SVT-AV1 speed preset 0 (slowest) .. 13", low=0, high=13),
-    }
+    params = _rate_params(63, 1, 35, "CBR with a 1 s buffer",
+                          Param(int, 8, "SVT-AV1 speed preset 0 (slowest) .. 13", low=0, high=13))
 
     def __init__(self, device: str = "cpu", **params: Any) -> None:
         super().__init__(device=device, **params)
