@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .train_cmd import add_train_parser
     add_train_parser(sub)
+    from .robustness_cmd import add_robustness_parser
+    add_robustness_parser(sub)
     return ap
 
 
@@ -325,8 +327,14 @@ def cmd_train(args) -> int:
     return run_train(args)
 
 
+def cmd_robustness(args) -> int:
+    from .robustness_cmd import run_robustness_cmd
+
+    return run_robustness_cmd(args)
+
+
 COMMANDS = {"export": cmd_export, "inspect": cmd_inspect, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
-            "demo": cmd_demo, "segmap-bench": cmd_segmap_bench}
+            "demo": cmd_demo, "segmap-bench": cmd_segmap_bench, "robustness": cmd_robustness}
 
 
 def main(argv: list[str] | None = None) -> int:
