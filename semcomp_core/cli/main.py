@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     from .robustness_cmd import add_robustness_parser
     add_robustness_parser(sub)
+    from .calibrate_cmd import add_calibrate_parser
+    add_calibrate_parser(sub)
     return ap
 
 
@@ -333,8 +335,15 @@ def cmd_robustness(args) -> int:
     return run_robustness_cmd(args)
 
 
+def cmd_calibrate(args) -> int:
+    from .calibrate_cmd import run_calibrate_cmd
+
+    return run_calibrate_cmd(args)
+
+
 COMMANDS = {"export": cmd_export, "inspect": cmd_inspect, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
-            "demo": cmd_demo, "segmap-bench": cmd_segmap_bench, "robustness": cmd_robustness}
+            "demo": cmd_demo, "segmap-bench": cmd_segmap_bench, "robustness": cmd_robustness,
+            "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:
