@@ -106,6 +106,10 @@ class SemanticGanCodec(Codec):
                       "per seed)", low=0, high=MAX_SEED),
         "segmenter": Param(str, "default", "segmenter model folder, or 'default' for the shipped weights",
                            local=True),
+        "seg_pixels": Param(int, 480 * 360, "working resolution of the segmenter in pixels: larger frames are "
+                            "downscaled to about this many pixels before segmentation, so objects appear at the "
+                            "scale the segmenter was trained on (480x360 for the shipped CamVid model; 0 = always "
+                            "full resolution)", low=0, high=2**26),
         "decoder": Param(str, "default", "generator model folder the receiver runs, or 'default' for the shipped weights",
                          side="receiver", local=True),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
@@ -246,13 +250,15 @@ class SemanticGanCodec(Codec):
 
     # -- encoder ------------------------------------------------------------------------
     def segment_logits(self, image: np.ndarray):
-        """The segmenter's logits (1, K, h, w) for a frame, at the network's output resolution."""
+        """The segmenter's logits (1, K, h, w) for a frame, at the network's output resolution, for the
+        frame downscaled to the working resolution ``seg_pixels`` when it is larger."""
         import torch
 
         from ..models.segment import logits_for
 
+        work = working_resolution(image, self.config["seg_pixels"])
         with torch.inference_mode():
-            return logits_for(self.segmenter, image, self.device, runner=self.runner("segmenter"))
+            return logits_for(self.segmenter, work, self.device, runner=self.runner("segmenter"))
 
     @staticmethod
     def grid_labels(logits, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -350,6 +356,19 @@ class SemanticGanCodec(Codec):
         out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed))
         out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
         return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+
+
+def working_resolution(image: np.ndarray, pixels: int) -> np.ndarray:
+    """``image`` area-downscaled to about ``pixels`` pixels (aspect kept) when it has more than 5% more;
+    unchanged otherwise (or when ``pixels`` is 0)."""
+    from PIL import Image
+
+    H, W = image.shape[:2]
+    if not pixels or H * W <= 1.05 * pixels:
+        return image
+    s = (pixels / (H * W)) ** 0.5
+    size = (max(1, round(W * s)), max(1, round(H * s)))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.BOX))
 
 
 def padded_size(H: int, W: int) -> tuple[int, int]:
