@@ -195,6 +195,38 @@ def test_run_robustness_rows_files_and_identity_miou(camvid_tree, tmp_path):
             assert r["miou_seg_vs_gt"] == by[(r["transform"], "none")]["miou_seg_vs_gt"]
     assert (by[("cityscapes-1024x512", "none")]["height"], by[("cityscapes-1024x512", "none")]["width"]) == (512, 1024)
     assert by[("identity", "none")]["width"] == 96
+    # working resolution (the semantic codec's 480x360 pixels): a 96x72 frame is segmented as it is,
+    # a 1024x512 one area-downscaled first, its labels nearest-upsampled back
+    assert by[("identity", "none")]["miou_seg_work_vs_gt"] == by[("identity", "none")]["miou_seg_vs_gt"]
+    import cv2
+    from semcomp_core.codecs.semantic import working_resolution
+    acc = ConfusionAccumulator(11)
+    for name, image, label in frames:
+        big, big_label = TRANSFORMS["cityscapes-1024x512"](image, label, None)
+        work = working_resolution(big, 480 * 360)
+        assert work.shape[:2] == (294, 588)
+        acc.update(cv2.resize(seg(work), (1024, 512), interpolation=cv2.INTER_NEAREST_EXACT), big_label)
+    for c in ("none", "bpg:q=51"):
+        assert by[("cityscapes-1024x512", c)]["miou_seg_work_vs_gt"] == pytest.approx(acc.miou(), abs=1e-12)
+    # reconstructions: at 1024x512 scored at the working resolution; small frames: the full-resolution value
+    from semcomp_core.bench.runner import BenchRunner
+    from semcomp_core.cli.bench_cmd import _codecs_from
+    jpeg = _codecs_from("jpeg:quality=10", "cpu")[0]
+    acc = ConfusionAccumulator(11)
+    for name, image, label in frames:
+        big, big_label = TRANSFORMS["cityscapes-1024x512"](image, label, None)
+        recon = BenchRunner.receive(jpeg, jpeg.encode(big))
+        work = working_resolution(recon, 480 * 360)
+        acc.update(cv2.resize(seg(work), (1024, 512), interpolation=cv2.INTER_NEAREST_EXACT), big_label)
+    assert by[("cityscapes-1024x512", "jpeg:quality=10")]["miou_recon_work_vs_gt"] == pytest.approx(acc.miou(),
+                                                                                                    abs=1e-12)
+    for c in ("jpeg:quality=10", "bpg:q=51"):
+        r = by[("identity", c)]
+        assert r["miou_recon_work_vs_gt"] == pytest.approx(r["miou_recon_vs_gt"], abs=1e-12)
+        assert r["eval_miou_recon_work_vs_gt"] == pytest.approx(r["eval_miou_recon_vs_gt"], abs=1e-12)
+        assert by[("identity", "none")]["miou_recon_work_vs_gt"] is None
+    assert by[("cityscapes-1024x512", "none")]["eval_miou_work_vs_gt"] is not None
+    assert json.loads((out / "robustness.json").read_text())["meta"]["work_pixels"] == 480 * 360
     # the transform changed what the segmenter sees (warm cast: brighter red, darker blue)
     assert by[("color-cast-warm", "none")]["miou_seg_vs_gt"] != by[("identity", "none")]["miou_seg_vs_gt"]
     table = format_rows(rows)
@@ -226,6 +258,7 @@ def test_cli_robustness_with_the_shipped_segmenter(camvid_tree, tmp_path, capsys
         acc.update(seg(image), label)
     assert rows[0]["miou_seg_vs_gt"] == pytest.approx(acc.miou(), abs=1e-12)
     assert rows[0]["eval_miou_vs_gt"] is None
+    assert rows[0]["miou_seg_work_vs_gt"] == rows[0]["miou_seg_vs_gt"]   # 96x72: no downscaling
 
 
 def test_cli_unknown_transform_is_a_usage_error(tmp_path, capsys):
