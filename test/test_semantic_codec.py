@@ -80,7 +80,8 @@ def test_wire_label_has_no_local_paths(tiny_models):
     c = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
     assert c.wire_label() == "semantic-gan:level=2:seed=5"
     assert "decoder=" in c.label()
-    assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold"}
+    assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold",
+                                  "render_pixels": 480 * 360}
     with pytest.raises(UsageError, match="not a receiver option"):
         codecs.decode(b"", receiver="seed=3")
 
@@ -215,3 +216,25 @@ def test_large_frames_are_segmented_at_the_working_resolution():
     assert work.shape == full.shape == reference.shape
     assert (work == reference).mean() > (full == reference).mean() + 0.05
     assert (work == reference).mean() > 0.9
+
+
+def test_large_frames_are_painted_at_the_working_resolution_and_upscaled():
+    """The receiver paints a 1200x900 frame at about 480x360 pixels and upscales it: the result is
+    the upscaled painting of the same map (not a full-size painting), at the frame's size."""
+    from PIL import Image
+
+    from semcomp_core.imageio import load_image
+    from semcomp_core.paths import SAMPLES_DIR
+
+    image = load_image(SAMPLES_DIR / "images" / "0016E5_08107.png")
+    big = np.asarray(Image.fromarray(image).resize((1200, 900), Image.BICUBIC))
+    data = codecs.create("semantic-gan").encode(big)
+    cls = codecs.CODECS.get("semantic-gan")
+    small = codecs.receiver_instance(cls).decode(data)
+    full = codecs.receiver_instance(cls, receiver={"render_pixels": 0}).decode(data)
+    assert small.shape == full.shape == (900, 1200, 3)
+    # an upscaled painting is smooth: far less high-frequency energy than a full-size painting
+    def detail(x):
+        return np.abs(np.diff(x.astype(np.int16), axis=1)).mean()
+    assert detail(small) < 0.8 * detail(full)
+    assert codecs.decode(data, receiver="render_pixels=0").shape == (900, 1200, 3)

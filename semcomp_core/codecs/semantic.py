@@ -112,6 +112,10 @@ class SemanticGanCodec(Codec):
                             "full resolution)", low=0, high=2**26),
         "decoder": Param(str, "default", "generator model folder the receiver runs, or 'default' for the shipped weights",
                          side="receiver", local=True),
+        "render_pixels": Param(int, 480 * 360, "the generator paints frames larger than about this many pixels at "
+                               "that size and the receiver upscales (bicubic): textures at the scale the "
+                               "generator was trained on (480x360 for the shipped model), and a bounded cost; "
+                               "0 = always at full size", low=0, high=2**26, side="receiver"),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
                          "from an ONNX export made once and cached); the sender's segmenter and the "
                          "receiver's generator alike",
@@ -352,7 +356,19 @@ class SemanticGanCodec(Codec):
 
     def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
                seed: int = 0) -> np.ndarray:
-        """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8."""
+        """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8.
+        Frames above ``render_pixels`` are painted at about that many pixels and upscaled."""
+        pixels = self.config["render_pixels"]
+        if pixels and H * W > 1.05 * pixels:
+            from PIL import Image
+
+            s = (pixels / (H * W)) ** 0.5
+            h, w = max(8, round(H * s)), max(8, round(W * s))
+            small = self._paint(labels, factor * h / H, thumb, h, w, seed)
+            return np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC))
+        return self._paint(labels, factor, thumb, H, W, seed)
+
+    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int) -> np.ndarray:
         out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed))
         out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
         return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
@@ -392,14 +408,14 @@ def conditioning(labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: 
 
     Hp, Wp = padded_size(H, W)
     h, w = labels.shape
-    half = max(1, factor // 2)
+    half = max(1, int(factor // 2))
     small = torch.from_numpy(labels.astype(np.int64)).clamp_max(num_classes)
     volume = F.one_hot(small, num_classes + 1).permute(2, 0, 1)[None].float()
     volume = F.interpolate(volume, size=(h * half, w * half), mode="bilinear", align_corners=False)
     idx = volume.argmax(1)[0]                                   # (h*half, w*half)
     step = factor / half
-    ys = torch.from_numpy((np.minimum(np.arange(Hp), H - 1) // step).astype(np.int64))
-    xs = torch.from_numpy((np.minimum(np.arange(Wp), W - 1) // step).astype(np.int64))
+    ys = torch.from_numpy(np.minimum(np.minimum(np.arange(Hp), H - 1) // step, h * half - 1).astype(np.int64))
+    xs = torch.from_numpy(np.minimum(np.minimum(np.arange(Wp), W - 1) // step, w * half - 1).astype(np.int64))
     idx = idx[ys[:, None], xs[None, :]]                         # (Hp, Wp), edge-replicated padding
     classes = torch.arange(num_classes, dtype=idx.dtype)
     onehot = (idx[None, :, :, None] == classes).float().permute(0, 3, 1, 2)
