@@ -1,7 +1,8 @@
 """``semcomp`` command line.
 
-Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``export``, ``bench``, ``demo``,
-``segmap-bench``, ``train``, ``make-bag``. Errors in user input or data print one line
+Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``export``, ``bench`` (images, datasets,
+``--sequence`` streams, ``--bag``), ``demo``, ``segmap-bench``, ``robustness``, ``calibrate``, ``train``,
+``make-bag``, ``model-info``. Errors in user input or data print one line
 ``semcomp: error: ...`` on stderr and exit non-zero (2 usage, 1 bad data,
 3 internal); set SEMCOMP_DEBUG=1 for a traceback.
 """
