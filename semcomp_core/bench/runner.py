@@ -283,10 +283,8 @@ class BenchRunner:
                 s["flicker"] = st.flicker_sum / st.flicker_n if st.flicker_n else None
                 s["flicker_original"] = (self._orig_flicker[0] / self._orig_flicker[1]
                                          if self._orig_flicker[1] else None)
-                enc = st.encoder
-                for k in ("skipped",):
-                    if enc is not None and hasattr(enc, k):
-                        s["skipped_frames"] = getattr(enc, k)
+                if hasattr(st.encoder, "skipped"):            # stream coders that may repeat frames
+                    s["skipped_frames"] = st.encoder.skipped
             for prefix, acc in (("", st.semantic), ("eval_", st.eval_semantic)):
                 if acc is not None:
                     sem = acc.summary()

@@ -73,12 +73,19 @@ class Container:
     layers: tuple[tuple[int, bytes], ...]
     version: int = VERSION
 
-    def layer(self, layer_id: int) -> bytes:
-        """The payload of the first layer of ``layer_id``; BitstreamError if absent."""
+    def find(self, layer_id: int) -> bytes | None:
+        """The payload of the first layer of ``layer_id``, or None if the container has none."""
         for lid, payload in self.layers:
             if lid == layer_id:
                 return payload
-        raise BitstreamError(f"missing layer id {int(layer_id)} for codec id {self.codec_id}")
+        return None
+
+    def layer(self, layer_id: int) -> bytes:
+        """The payload of the first layer of ``layer_id``; BitstreamError if absent."""
+        payload = self.find(layer_id)
+        if payload is None:
+            raise BitstreamError(f"missing layer id {int(layer_id)} for codec id {self.codec_id}")
+        return payload
 
 
 def bits_per_pixel(n_bytes: int, height: int, width: int) -> float:

@@ -343,8 +343,18 @@ class _VideoCodec(Codec):
         return self.label()  # every parameter is an encoder-side, non-local one
 
     def encoder_options(self) -> dict[str, str]:
-        """The encoder's private options (rate control and low delay)."""
+        """The encoder's private options: its low-delay settings plus the rate control in effect."""
+        return {**self.low_delay_options(), **self.rate_options()}
+
+    def low_delay_options(self) -> dict[str, str]:
+        """Speed preset and the options that make one frame in give one packet out."""
         raise NotImplementedError
+
+    def rate_options(self) -> dict[str, str]:
+        """``qp`` when set, else ``crf`` unless ``kbps`` rules (its bit rate is set on the context)."""
+        if self.config["qp"] >= 0:
+            return {"qp": str(self.config["qp"])}
+        return {} if self.config["kbps"] > 0 else {"crf": str(self.config["crf"])}
 
     @property
     def implementation(self) -> str:
@@ -626,14 +636,9 @@ class H264Codec(_VideoCodec):
     def library_version(self) -> str:
         return f"x264 {x264_version()}"
 
-    def encoder_options(self):
-        opts = {"preset": self.config["preset"], "tune": "zerolatency", "bframes": "0", "forced-idr": "1",
+    def low_delay_options(self):
+        return {"preset": self.config["preset"], "tune": "zerolatency", "bframes": "0", "forced-idr": "1",
                 "threads": "1"}
-        if self.config["qp"] >= 0:
-            opts["qp"] = str(self.config["qp"])
-        elif self.config["kbps"] <= 0:
-            opts["crf"] = str(self.config["crf"])
-        return opts
 
     def packet_bytes(self, packets) -> bytes:
         return _strip_x264_sei(super().packet_bytes(packets))
@@ -658,14 +663,9 @@ class HevcCodec(_VideoCodec):
     def library_version(self) -> str:
         return f"x265 {library_version('x265', 'x265_version_str', False)}"
 
-    def encoder_options(self):
-        opts = {"preset": self.config["preset"], "tune": "zerolatency", "forced-idr": "1",
+    def low_delay_options(self):
+        return {"preset": self.config["preset"], "tune": "zerolatency", "forced-idr": "1",
                 "x265-params": "bframes=0:rc-lookahead=0:open-gop=0:info=0:log-level=error"}
-        if self.config["qp"] >= 0:
-            opts["qp"] = str(self.config["qp"])
-        elif self.config["kbps"] <= 0:
-            opts["crf"] = str(self.config["crf"])
-        return opts
 
     def scan(self, data, state):
         return scan_hevc(data)
@@ -695,14 +695,9 @@ class Av1Codec(_VideoCodec):
     def decoder_version(self) -> str:
         return f" (dav1d {library_version('dav1d', 'dav1d_version', True)})"
 
-    def encoder_options(self):
-        opts = {"preset": str(self.config["preset"]), "svtav1-params": "pred-struct=1:lookahead=0",
+    def low_delay_options(self):
+        return {"preset": str(self.config["preset"]), "svtav1-params": "pred-struct=1:lookahead=0",
                 "flags": "+cgop"}
-        if self.config["qp"] >= 0:
-            opts["qp"] = str(self.config["qp"])
-        elif self.config["kbps"] <= 0:
-            opts["crf"] = str(self.config["crf"])
-        return opts
 
     def open_encoder_context(self, width, height, fps):
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told otherwise

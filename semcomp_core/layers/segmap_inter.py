@@ -179,6 +179,11 @@ class SegMapInterLayer(Layer):
     @staticmethod
     def peek(payload: bytes) -> tuple[int, int, int, int, int, int]:
         """(mode, K, h, w, dy, dx) from the payload header; BitstreamError if malformed."""
+        return SegMapInterLayer._header(payload)[:6]
+
+    @staticmethod
+    def _header(payload: bytes) -> tuple[int, int, int, int, int, int, int]:
+        """(mode, K, h, w, dy, dx, header length)."""
         payload = bytes(payload[:10])
         if len(payload) < 6:
             raise BitstreamError("truncated inter seg-map layer header")
@@ -192,7 +197,7 @@ class SegMapInterLayer(Layer):
         dy, dx = (int(np.int8(np.uint8(b))) for b in payload[pos:pos + 2])
         if abs(dy) > MAX_SHIFT or abs(dx) > MAX_SHIFT:
             raise BitstreamError(f"inter seg-map shift ({dy}, {dx}) outside +-{MAX_SHIFT}")
-        return mode, k, h, w, dy, dx
+        return mode, k, h, w, dy, dx, pos + 2
 
     @classmethod
     def describe(cls, payload: bytes) -> dict:
@@ -203,7 +208,7 @@ class SegMapInterLayer(Layer):
                max_shape: tuple[int, int] | None = None) -> np.ndarray:
         """Decode against ``reference`` (the receiver's last map); ``max_shape`` bounds (h, w) first."""
         payload = bytes(payload)
-        mode, k, h, w, dy, dx = self.peek(payload)
+        mode, k, h, w, dy, dx, pos = self._header(payload)
         limit = max_shape or (MAX_MAP_SIDE, MAX_MAP_SIDE)
         if not (1 <= h <= limit[0] and 1 <= w <= limit[1]):
             raise BitstreamError(f"absurd inter seg-map size {h}x{w} (at most {limit[0]}x{limit[1]})")
@@ -212,7 +217,6 @@ class SegMapInterLayer(Layer):
         if int(reference.max()) >= k or int(reference.min()) < 0:
             raise BitstreamError(f"reference map label {int(reference.max())} outside the layer's {k} classes")
         pred = predict(reference, h, w, dy, dx)
-        pos = 2 + len(encode_varint(h)) + len(encode_varint(w)) + 2
         if mode == COPY:
             if pos != len(payload):
                 raise BitstreamError("inter seg-map copy mode carries extra bytes")

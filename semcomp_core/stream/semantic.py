@@ -49,7 +49,7 @@ from ..layers import (ColorMapDeltaLayer, ColorMapLayer, DecoderParams, DecoderP
 from ..layers.colormap import dequantise, quantise
 from ..layers.colormap_delta import delta_quantise
 from ..layers.frame_info import SEQ_MODULO
-from ..layers.segmap_inter import MAX_SHIFT, estimate_shift, predict
+from ..layers.segmap_inter import estimate_shift, predict
 from .keyframes import KeyFramePolicy
 from .rate import RateController
 from .session import DecoderSession, EncoderSession, FrameInfo, ReferenceMissingError
@@ -78,17 +78,8 @@ class Reference:
 
 def frame_header(container: Container) -> FrameHeader | None:
     """The container's frame-info header, or None for a stand-alone (intra) container."""
-    for lid, payload in container.layers:
-        if lid == LayerId.FRAME_INFO:
-            return FrameInfoLayer().decode(payload)
-    return None
-
-
-def _layer(container: Container, layer_id: int) -> bytes | None:
-    for lid, payload in container.layers:
-        if lid == layer_id:
-            return payload
-    return None
+    payload = container.find(LayerId.FRAME_INFO)
+    return None if payload is None else FrameInfoLayer().decode(payload)
 
 
 def drop_isolated_changes(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -301,7 +292,7 @@ class SemanticDecoderSession(DecoderSession):
         if bad or len(ids) != len(set(ids)):
             raise BitstreamError(f"inter frame with layers {ids}: only one each of frame-info, segmap-inter, "
                                  f"colormap-delta or colormap may appear")
-        seg = _layer(container, LayerId.SEGMAP_INTER)
+        seg = container.find(LayerId.SEGMAP_INTER)
         labels, factor = ref.labels, ref.factor
         if seg is not None:
             _, k, h, w, _, _ = SegMapInterLayer.peek(seg)
@@ -309,11 +300,11 @@ class SemanticDecoderSession(DecoderSession):
             if k != self.codec.decoder_classes():
                 raise BitstreamError(f"inter seg-map has {k} classes, the decoder {self.codec.decoder_classes()}")
             labels = SegMapInterLayer(k).decode(seg, ref.labels, max_shape=(H, W))
-        col = _layer(container, LayerId.COLORMAP_DELTA)
+        col = container.find(LayerId.COLORMAP_DELTA)
         q, qi = ref.q, ref.qi
         if col is not None:
             q = ColorMapDeltaLayer().decode(col, ref.q, ref.qi)
-        intra_col = _layer(container, LayerId.COLORMAP)
+        intra_col = container.find(LayerId.COLORMAP)
         if intra_col is not None:
             if col is not None:
                 raise BitstreamError("inter frame with both an intra and a delta colour map")
