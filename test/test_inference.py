@@ -127,7 +127,10 @@ def test_tensorrt_engine_key_covers_everything_that_invalidates_an_engine():
     assert len({key} | {engine_key(*c) for c in changed}) == 7
     assert engine_key(*base) == key
     shapes = input_shapes("generator", {"num_classes": 11, "noise_channels": 8}, (360, 481))
-    assert shapes == {"onehot": (1, 11, 360, 488), "color": (1, 3, 360, 488), "noise": (1, 8, 45, 61)}
+    assert shapes == {"onehot": (1, 11, 360, 488), "color": (1, 3, 360, 488), "noise": (1, 8, 45, 61),
+                      "layers": (1, 1, 360, 488)}
+    roi = input_shapes("generator", {"num_classes": 11, "noise_channels": 8, "optional_layers": ["roi"]}, (360, 481))
+    assert roi["layers"] == (1, 4, 360, 488)
 
 
 @pytest.mark.skipif(not _have_tensorrt(), reason="needs TensorRT and a CUDA GPU (not installable on the CI machines)")

@@ -62,7 +62,8 @@ from ..metrics import SemanticPreservation, ms_ssim, psnr, psnr_for_mean
 
 PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "lossless",
                     "ms_ssim",
-                    "encode_ms", "decode_ms", "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
+                    "encode_ms", "decode_ms", "roi_bytes", "fallback",
+                    "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
                     "eval_miou_recon_vs_orig", "eval_miou_orig_vs_gt", "eval_miou_recon_vs_gt"]
 _SEM_ROW = ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt")
 _SEM_SUMMARY = ("miou_orig_vs_gt", "miou_recon_vs_gt", "miou_recon_vs_orig", "preservation")
@@ -95,6 +96,9 @@ class _CodecStats:
     flicker_n: int = 0
     key_frames: int = 0
     total_bytes: int = 0
+    roi_bytes: int = 0
+    roi_frames: int = 0
+    fallback_frames: int = 0
 
 
 def _finite(x: float) -> float | None:
@@ -178,6 +182,10 @@ class BenchRunner:
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
+            row["roi_bytes"], row["fallback"] = roi_split(data)
+            st.roi_bytes += row["roi_bytes"]
+            st.roi_frames += bool(row["roi_bytes"]) and not row["fallback"]
+            st.fallback_frames += row["fallback"]
             if self.stream:
                 row["key"] = int(st.encoder.last.key)
                 st.key_frames += row["key"]
@@ -278,6 +286,12 @@ class BenchRunner:
             interval = self.frame_interval_s()
             duration = interval * s["frames"] if interval else None
             s["kbps"] = 8 * st.total_bytes / duration / 1e3 if duration else None
+            selective = getattr(st.codec, "selective", None)
+            if st.roi_bytes or (selective is not None and selective.enabled):  # the byte split, the fallbacks
+                s["roi_frames"], s["fallback_frames"] = st.roi_frames, st.fallback_frames
+                s["roi_dropped"] = selective.dropped if selective is not None else 0
+                s["roi_share"] = st.roi_bytes / st.total_bytes if st.total_bytes else None
+                s["roi_bytes"] = st.roi_bytes / max(1, len(st.values["bytes"]))
             if self.stream:
                 s["key_frames"] = st.key_frames
                 s["flicker"] = st.flicker_sum / st.flicker_n if st.flicker_n else None
@@ -317,6 +331,20 @@ class BenchRunner:
         for f in (self._json_file, self._csv_file):
             if not f.closed:
                 f.close()
+
+
+def roi_split(data: bytes) -> tuple[int, int]:
+    """(bytes of the ROI layer, 1 if it is the classic full-frame fallback) of a container; (0, 0) for
+    anything without an ROI layer (video packets included)."""
+    from ..bitstream import LayerId, unpack
+    from ..errors import BitstreamError
+    from ..layers.roi import FULL_FRAME
+
+    try:
+        payload = unpack(data).find(LayerId.ROI)
+    except BitstreamError:
+        return 0, 0
+    return (0, 0) if not payload else (len(payload), int(bool(payload[0] & FULL_FRAME)))
 
 
 def _safe(label: str) -> str:

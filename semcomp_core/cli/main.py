@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--codec", default=DEFAULT_CODEC, help="codec name or NAME:K=V[:K=V] (see `semcomp codecs -v`)")
     p.add_argument("--quality", help="value of the codec's quality parameter (bpg: q 0..51, jpeg/webp: quality)")
+    p.add_argument("--roi-mask", type=Path, help="semantic codecs: a mask image of the frame's size whose nonzero "
+                   "pixels are sent as pixels (region of interest; adds 'user' to the codec's roi sources)")
+    p.add_argument("--roi-boxes", help="semantic codecs: boxes 'x0,y0,x1,y1;...' (frame pixels, end exclusive) "
+                   "sent as pixels (adds 'user' to the codec's roi sources)")
     _add_device(p)
 
     p = sub.add_parser("decode", help="reconstruct an image from a .smc container")
@@ -182,16 +186,25 @@ def cmd_encode(args) -> int:
 
     from .. import codecs
 
-    codec = codecs.build(args.codec, args.quality, args.device, _backend_option(args))
+    cls, params = codecs.resolve(args.codec, args.quality, args.device, _backend_option(args))
+    if args.roi_mask or args.roi_boxes:
+        from ..roi.masks import with_user_source
+
+        params = with_user_source(cls, params, str(args.roi_mask or ""), args.roi_boxes or "")
+    codec = cls(device=args.device, **params)
     image = load_image(args.image)
     t0 = time.perf_counter()
     data = codec.encode(image)
     ms = (time.perf_counter() - t0) * 1e3
     _write_atomic(args.output, data)
     h, w = image.shape[:2]
-    _print_json({"codec": codec.label(), "implementation": codec.implementation, "bytes": len(data),
-                 "bpp": bits_per_pixel(len(data), h, w), "height": h, "width": w,
-                 "encode_ms": round(ms, 2), "output": str(args.output)})
+    report = {"codec": codec.label(), "implementation": codec.implementation, "bytes": len(data),
+              "bpp": bits_per_pixel(len(data), h, w), "height": h, "width": w,
+              "encode_ms": round(ms, 2), "output": str(args.output)}
+    roi = getattr(codec, "last_roi", None)
+    if roi is not None:         # selective coding: the byte split and what happened to the ROI
+        report["roi"] = roi.as_dict()
+    _print_json(report)
     return 0
 
 

@@ -61,6 +61,10 @@ def add_train_parser(sub) -> None:
     s.add_argument("--width", type=int, default=32, help="ddrnet width")
     s.add_argument("--input-scale", type=float, default=1.0)
     s.add_argument("--max-steps-per-epoch", type=int)
+    s.add_argument("--augment", choices=["standard", "strong"], default="standard",
+                   help="strong: camera augmentation (rescale 0.5-2x, aspect, colour, gamma, white balance, "
+                        "blur, noise, JPEG, vignetting)")
+    s.add_argument("--init", type=Path, help="start from this model folder (fine-tuning)")
 
     d = tsub.add_parser("decoder", help="train the conditional GAN decoder")
     common(d)
@@ -70,6 +74,12 @@ def add_train_parser(sub) -> None:
     d.add_argument("--crop", type=int, default=192)
     d.add_argument("--w-sem", type=float, default=1.0)
     d.add_argument("--save-every", type=int, default=200)
+    d.add_argument("--init", type=Path, help="start from this decoder folder (fine-tuning)")
+    d.add_argument("--optional-layers", default="", help="comma-separated optional conditioning layers to "
+                   "train, each as channels + a presence mask (known: roi)")
+    d.add_argument("--layer-dropout", type=float, default=0.5,
+                   help="probability that an optional layer is absent from a training sample")
+    d.add_argument("--lr-g", type=float, default=1e-4)
 
 
 def run_train(args) -> int:
@@ -94,7 +104,8 @@ def run_train(args) -> int:
                              epochs=args.epochs, batch=args.batch or 8, crop=(args.crop, args.crop), lr=args.lr,
                              arch=args.arch, width=args.width, input_scale=args.input_scale, device=args.device, seed=args.seed,
                              resume=args.resume, threads=args.threads, tiny=args.tiny,
-                             max_steps_per_epoch=args.max_steps_per_epoch)
+                             max_steps_per_epoch=args.max_steps_per_epoch, augment=args.augment,
+                             init=str(args.init) if args.init else None)
         result = train_segmenter(cfg, progress=not args.quiet)
     else:
         from ..training.gan_trainer import GanTrainConfig, train_decoder
@@ -103,7 +114,10 @@ def run_train(args) -> int:
                              segmenter=str(args.segmenter) if args.segmenter else None, labels=args.labels,
                              steps=args.steps, batch=args.batch or 4, crop=args.crop, w_sem=args.w_sem,
                              device=args.device, seed=args.seed, resume=args.resume, threads=args.threads,
-                             tiny=args.tiny, save_every=args.save_every)
+                             tiny=args.tiny, save_every=args.save_every, lr_g=args.lr_g,
+                             init=str(args.init) if args.init else None,
+                             optional_layers=tuple(n.strip() for n in args.optional_layers.split(",") if n.strip()),
+                             layer_dropout=args.layer_dropout)
         result = train_decoder(cfg, progress=not args.quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "val_iou_per_class"}))
     return 0

@@ -135,6 +135,24 @@ class SemanticGanCodec(Codec):
         "fps": Param(float, 0.0, "frame rate for rate control (0 = from the frame stamps, else 10)",
                      low=0.0, high=1000.0),
         "max_bytes": Param(int, 0, "no stream frame larger than this (0 = no cap)", low=0, high=2**20),
+        # -- selective coding (semcomp_core.roi): pixels where it matters or where the segmenter is unsure --
+        "roi": Param(str, "none", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
+                     "classes (roi_classes), uncertain (confidence < roi_conf), user (roi_mask / roi_boxes)"),
+        "roi_classes": Param(str, "Pedestrian+Bicyclist+SignSymbol", "classes whose cells (dilated by one) are "
+                             "sent as pixels with roi=classes (names or ids, '+'- or ','-separated)"),
+        "roi_conf": Param(float, 0.5, "roi=uncertain: cells whose calibrated confidence (max softmax "
+                          "probability) is below this are sent as pixels", low=0.0, high=1.0),
+        "roi_mask": Param(str, "", "roi=user: mask image of the frame's size (nonzero = ROI) or .npy",
+                          local=True),
+        "roi_boxes": Param(str, "", "roi=user: boxes x0,y0,x1,y1;... in frame pixels (end exclusive; ';' or '+' "
+                           "between boxes)",
+                           local=True),
+        "roi_q": Param(int, 36, "finest HEVC QP of the ROI pixels (coarser, then downscaled, to fit the budget)",
+                       low=0, high=51),
+        "budget": Param(int, 0, "bytes per frame for everything on the link when an ROI is coded (0 = auto, "
+                        "0.009 bits per pixel; never below the semantic layers)", low=0, high=2**24),
+        "fallback": Param(float, 0.4, "roi=uncertain: above this share of uncertain pixels the whole frame is "
+                          "coded classically at the budget (flagged, counted)", low=0.0, high=1.0),
     }
 
     def __init__(self, device: str = "cpu", **params) -> None:
@@ -151,6 +169,10 @@ class SemanticGanCodec(Codec):
         self.segmap_layer = SegMapLayer()
         self._runners: dict = {}
         self.colormap_layer = ColorMapLayer(self.level.color_qi)
+        from ..roi.selective import SelectiveCoder
+
+        self.selective = SelectiveCoder(self)
+        self.last_roi = None
 
     @property
     def segmenter(self):
@@ -167,9 +189,10 @@ class SemanticGanCodec(Codec):
         return runner
 
     def generator_feeds(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
-                        seed: int = 0) -> dict:
-        """The generator's inputs (torch tensors): one-hot map, colour map and the seed's noise (a
-        one-channel zero placeholder for generators without noise)."""
+                        seed: int = 0, roi: tuple | None = None) -> dict:
+        """The generator's inputs (torch tensors): one-hot map, colour map, the seed's noise (a
+        one-channel zero placeholder for generators without noise) and the optional layers
+        (:func:`optional_layer_input`; ``roi`` = (pixels, weight) at H x W)."""
         import torch
 
         gen = self.generator
@@ -177,7 +200,8 @@ class SemanticGanCodec(Codec):
         noise = make_noise(gen, onehot.shape, seed)
         if noise is None:
             noise = torch.zeros(onehot.shape[0], 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
-        return {"onehot": onehot, "color": color, "noise": noise}
+        layers = optional_layer_input(gen.config, onehot.shape[2], onehot.shape[3], {"roi": roi} if roi else {})
+        return {"onehot": onehot, "color": color, "noise": noise, "layers": layers}
 
     def warm_up_receiver(self) -> None:
         self.render(np.zeros((2, 2), np.uint8), 32, np.full((2, 2, 3), 128, np.uint8), 64, 64)
@@ -287,14 +311,36 @@ class SemanticGanCodec(Codec):
 
     def encode_layers(self, image):
         h, w = image.shape[:2]
-        labels = self.segment(image, grid_factor(self.level.map_factor, h, w))
+        factor = grid_factor(self.level.map_factor, h, w)
+        labels, grid_logits = self.grid_labels(self.segment_logits(image), (-(-h // factor), -(-w // factor)))
         k = self.segmenter.num_classes
         params = DecoderParamsLayer().encode(DecoderParams(self.label_table(self.segmenter), self.config["seed"]))
         seg = SegMapLayer(num_classes=k).encode(labels)
         tw, th = self.level.thumb
         col = self.colormap_layer.encode(thumbnail(image, min(tw, w), min(th, h)))
-        return CodecId.SEMANTIC_GAN, [(LayerId.DECODER_PARAMS, params), (LayerId.SEGMAP, seg),
-                                      (LayerId.COLORMAP, col)]
+        layers = [(LayerId.DECODER_PARAMS, params), (LayerId.SEGMAP, seg), (LayerId.COLORMAP, col)]
+        return CodecId.SEMANTIC_GAN, self.select(image, labels, grid_logits, factor, layers)
+
+    def select(self, image, labels, grid_logits, factor: int, layers: list, head: list | None = None,
+               cap: int | None = None) -> list:
+        """Selective coding of a frame whose semantic layers are ``layers`` (``head``: frame-info layers
+        that stay first): adds the ROI layer, or replaces everything by the classic fallback. ``cap``: a
+        byte limit from stream rate control (the budget is then at most that)."""
+        head = head or []
+        if not self.selective.enabled:
+            self.last_roi = None
+            return head + layers
+        from ..bitstream import pack
+
+        H, W = image.shape[:2]
+        cid = self.codec_ids[0]
+        mode, payload, rep = self.selective.encode(image, labels, grid_logits, factor,
+                                                   len(pack(cid, H, W, head + layers)), len(pack(cid, H, W, head)),
+                                                   cap=cap)
+        self.last_roi = rep
+        if mode == "fallback":
+            return head + [(LayerId.ROI, payload)]
+        return head + layers + ([(LayerId.ROI, payload)] if payload is not None else [])
 
     @staticmethod
     def label_table(model) -> int:
@@ -322,8 +368,39 @@ class SemanticGanCodec(Codec):
 
     # -- decoder ------------------------------------------------------------------------
     def decode_container(self, container: Container) -> np.ndarray:
+        fallback = self.fallback_picture(container)
+        if fallback is not None:
+            return fallback
         labels, factor, thumb, seed = self.read_layers(container)
-        return self.render(labels, factor, thumb, container.height, container.width, seed)
+        roi = self.read_roi(container, labels, factor)
+        return self.render(labels, factor, thumb, container.height, container.width, seed, roi)
+
+    def fallback_picture(self, container: Container, allowed=(LayerId.ROI,)) -> np.ndarray | None:
+        """The frame of a classic-fallback container (a full-frame ROI layer and nothing semantic), or None
+        for any other container. BitstreamError when a full-frame ROI comes with other layers."""
+        from ..roi.picture import decode_box
+        from ..roi.selective import read_roi
+
+        payload = container.find(LayerId.ROI)
+        if payload is None or container.find(LayerId.SEGMAP) is not None \
+                or container.find(LayerId.SEGMAP_INTER) is not None:
+            return None
+        ids = [lid for lid, _ in container.layers]
+        if any(lid not in allowed for lid in ids) or ids.count(LayerId.ROI) != 1:
+            raise BitstreamError(f"classic-fallback frame with layers {ids}: only the full-frame ROI layer "
+                                 f"may appear")
+        d = read_roi(payload, container.height, container.width, None, None)
+        return decode_box(d.hevc, d.box, d.shift)
+
+    def read_roi(self, container: Container, labels: np.ndarray, factor: int):
+        """The container's (masked) ROI layer, parsed against the decoded map, or None."""
+        from ..roi.selective import read_roi
+
+        ids = [lid for lid, _ in container.layers]
+        if ids.count(LayerId.ROI) > 1:
+            raise BitstreamError("more than one ROI layer")
+        payload = container.find(LayerId.ROI)
+        return None if payload is None else read_roi(payload, container.height, container.width, labels, factor)
 
     def read_layers(self, container: Container) -> tuple[np.ndarray, int, np.ndarray, int]:
         """The checked layers of a stand-alone container: (label map, map factor, colour thumbnail, seed).
@@ -355,21 +432,44 @@ class SemanticGanCodec(Codec):
         return labels, factor, ColorMapLayer.decode_quantised(container.layer(LayerId.COLORMAP)), params.seed
 
     def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
-               seed: int = 0) -> np.ndarray:
+               seed: int = 0, roi=None) -> np.ndarray:
         """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8.
-        Frames above ``render_pixels`` are painted at about that many pixels and upscaled."""
+        Frames above ``render_pixels`` are painted at about that many pixels and upscaled. ``roi``
+        (a parsed masked ROI layer): a generator trained with the ``roi`` optional layer is
+        conditioned on its pixels, and the pixels are blended in at full resolution either way."""
+        from ..roi.selective import blend, decoded_pixels
+
+        cond = None
+        if roi is not None:
+            pix, weight = decoded_pixels(roi, labels, factor, H, W)
+            if "roi" in (self.generator.config.get("optional_layers") or ()):
+                cond = (pix, weight)
         pixels = self.config["render_pixels"]
         if pixels and H * W > 1.05 * pixels:
             from PIL import Image
 
             s = (pixels / (H * W)) ** 0.5
             h, w = max(8, round(H * s)), max(8, round(W * s))
-            small = self._paint(labels, factor * h / H, thumb, h, w, seed)
-            return np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC))
-        return self._paint(labels, factor, thumb, H, W, seed)
+            if cond is not None:
+                import cv2
 
-    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int) -> np.ndarray:
-        out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed))
+                cond = (cv2.resize(cond[0], (w, h), interpolation=cv2.INTER_AREA),
+                        cv2.resize(cond[1], (w, h), interpolation=cv2.INTER_AREA))
+            small = self._paint(labels, factor * h / H, thumb, h, w, seed, cond)
+            out = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC))
+        else:
+            out = self._paint(labels, factor, thumb, H, W, seed, cond)
+        return out if roi is None else blend(out, pix, weight)
+
+    @staticmethod
+    def paint_roi(rendered: np.ndarray, roi, labels: np.ndarray, factor: int) -> np.ndarray:
+        """The ROI's decoded pixels blended into an already rendered frame (streams: a held rendering)."""
+        from ..roi.selective import blend, decoded_pixels
+
+        return blend(rendered, *decoded_pixels(roi, labels, factor, *rendered.shape[:2]))
+
+    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int, roi: tuple | None = None) -> np.ndarray:
+        out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed, roi))
         out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
         return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
 
@@ -423,6 +523,32 @@ def conditioning(labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: 
     col = np.pad(col, ((0, Hp - H), (0, Wp - W), (0, 0)), mode="edge")
     color = torch.from_numpy(col).permute(2, 0, 1)[None].float() / 127.5 - 1.0
     return onehot, color
+
+
+def optional_layer_input(config: dict, Hp: int, Wp: int, given: dict):
+    """The generator's ``layers`` input (1, C, Hp, Wp): for each optional layer of the generator's config
+    (``models.generator.OPTIONAL_LAYERS`` order) its channels and its presence, from ``given`` (name ->
+    (values (h, w, c) uint8 image, presence (h, w) float 0..1) at the frame size h x w <= Hp x Wp,
+    edge-padded) or zeros = absent. A one-channel zero placeholder for generators without optional layers."""
+    import torch
+
+    from ..models.generator import OPTIONAL_LAYERS, optional_channels
+
+    names = config.get("optional_layers") or []
+    out = torch.zeros(1, max(1, optional_channels(names)), Hp, Wp)
+    at = 0
+    for name in names:
+        c = OPTIONAL_LAYERS[name]
+        if name in given:
+            values, presence = given[name]
+            h, w = presence.shape
+            v = np.pad(values.astype(np.float32) / 127.5 - 1.0, ((0, Hp - h), (0, Wp - w), (0, 0)), mode="edge")
+            p = np.pad(presence.astype(np.float32), ((0, Hp - h), (0, Wp - w)), mode="edge")
+            on = (p > 0)[..., None]
+            out[0, at:at + c] = torch.from_numpy(np.where(on, v, 0.0).transpose(2, 0, 1).copy())
+            out[0, at + c] = torch.from_numpy(p)
+        at += c + 1
+    return out
 
 
 def make_noise(gen, onehot_shape, seed: int):

@@ -36,7 +36,31 @@ def _generator_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
     onehot = (labels[None, None] == np.arange(k)[None, :, None, None]).astype(np.float32)
     color = (rng.random((1, 3, h, w)) * 2 - 1).astype(np.float32)
     noise = rng.standard_normal((1, max(1, model.config.get("noise_channels", 0)), h // 8, w // 8)).astype(np.float32)
-    return {"onehot": onehot, "color": color, "noise": noise}
+    return {"onehot": onehot, "color": color, "noise": noise, "layers": example_layers(model.config, h, w, rng)}
+
+
+def layer_channels(config: dict) -> int:
+    """Conditioning channels of a generator config's optional layers (0 for none)."""
+    from ..models.generator import optional_channels
+
+    return optional_channels(config.get("optional_layers"))
+
+
+def example_layers(config: dict, h: int, w: int, rng) -> np.ndarray:
+    """Optional-layer input of a generator: each layer's channels in -1..1 then its presence in 0..1
+    (a one-channel zero placeholder for generators without optional layers)."""
+    c = layer_channels(config)
+    if not c:
+        return np.zeros((1, 1, h, w), np.float32)
+    x = (rng.random((1, c, h, w)) * 2 - 1).astype(np.float32)
+    from ..models.generator import OPTIONAL_LAYERS
+
+    at = 0
+    for name in config.get("optional_layers") or ():
+        at += OPTIONAL_LAYERS[name]
+        x[:, at] = (x[:, at] > 0).astype(np.float32)      # presence
+        at += 1
+    return x
 
 
 #: network kind -> its IO: "segmenter" = image 0..255 -> logits; "generator" = SPADE generator
@@ -44,9 +68,10 @@ NETWORKS: dict[str, NetworkSpec] = {
     "segmenter": NetworkSpec(("image",), "logits", {"image": {2: "height", 3: "width"},
                                                      "logits": {2: "out_height", 3: "out_width"}},
                              _segmenter_example),
-    "generator": NetworkSpec(("onehot", "color", "noise"), "rgb",
+    "generator": NetworkSpec(("onehot", "color", "noise", "layers"), "rgb",
                              {"onehot": {2: "height", 3: "width"}, "color": {2: "height", 3: "width"},
-                              "noise": {2: "height_8", 3: "width_8"}, "rgb": {2: "height", 3: "width"}},
+                              "noise": {2: "height_8", 3: "width_8"}, "layers": {2: "height", 3: "width"},
+                              "rgb": {2: "height", 3: "width"}},
                              _generator_example),
 }
 

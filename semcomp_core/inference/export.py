@@ -49,15 +49,25 @@ def _exportable(kind: str, model):
     import torch
 
     m = copy.deepcopy(model).to(memory_format=torch.contiguous_format).float().cpu().eval()
-    if kind == "generator" and not m.config.get("noise_channels", 0):
-        class NoNoise(torch.nn.Module):
+    if kind == "generator":
+        has_noise, has_layers = bool(m.config.get("noise_channels", 0)), bool(m.config.get("optional_layers"))
+
+        class Generator(torch.nn.Module):
+            """Every generator takes (onehot, color, noise, layers); inputs a model does not use are
+            placeholders, kept in the graph (``0 * x.sum()``) so that every ONNX file has the same inputs."""
+
             def __init__(self, g):
                 super().__init__()
                 self.g = g
 
-            def forward(self, onehot, color, noise):
-                return self.g(onehot, color, None) + 0 * noise.sum()
-        return NoNoise(m)
+            def forward(self, onehot, color, noise, layers):
+                out = self.g(onehot, color, noise if has_noise else None, layers if has_layers else None)
+                if not has_noise:
+                    out = out + 0 * noise.sum()
+                if not has_layers:
+                    out = out + 0 * layers.sum()
+                return out
+        return Generator(m)
     return m
 
 
@@ -139,11 +149,16 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
+#: version of the network IO table (inference.base.NETWORKS): 2 = the generator's optional-layer input
+IO_VERSION = 2
+
+
 def model_key(model, model_dir: str | Path | None, opset: int = OPSET) -> str:
     """Cache key: the weights and config (files of ``model_dir``, else the state dict), torch version, opset."""
     import torch
 
-    h = hashlib.sha256(f"{torch.__version__}|opset{opset}|{getattr(model, 'registry_name', '')}".encode())
+    h = hashlib.sha256(f"{torch.__version__}|opset{opset}|io{IO_VERSION}|{getattr(model, 'registry_name', '')}"
+                       .encode())
     files = [Path(model_dir) / n for n in ("config.json", "model.safetensors")] if model_dir else []
     if files and all(f.exists() for f in files):
         for f in files:

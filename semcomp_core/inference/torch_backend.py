@@ -29,7 +29,10 @@ class TorchRunner(Runner):
             args = [(v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v, np.float32)))
                     .to(self.device).contiguous(memory_format=torch.channels_last)
                     for v in (feeds[n] for n in self.spec.inputs)]
-            if self.kind == "generator" and not self.model.config.get("noise_channels", 0):
-                args[2] = None  # a generator without noise input ignores the (placeholder) noise feed
+            if self.kind == "generator":   # placeholders of a generator without noise / optional layers
+                if not self.model.config.get("noise_channels", 0):
+                    args[2] = None
+                if not self.model.config.get("optional_layers"):
+                    args[3] = None
             out = self.model(*args)
             return out.float().cpu().contiguous().numpy()

@@ -59,8 +59,11 @@ def input_shapes(kind: str, config: dict, hw: tuple[int, int]) -> dict[str, tupl
     h, w = 8 * -(-hw[0] // 8), 8 * -(-hw[1] // 8)
     if kind == "segmenter":
         return {"image": (1, 3, h, w)}
+    from .base import layer_channels
+
     k, c = config["num_classes"], max(1, config.get("noise_channels", 0))
-    return {"onehot": (1, k, h, w), "color": (1, 3, h, w), "noise": (1, c, h // 8, w // 8)}
+    return {"onehot": (1, k, h, w), "color": (1, 3, h, w), "noise": (1, c, h // 8, w // 8),
+            "layers": (1, max(1, layer_channels(config)), h, w)}
 
 
 def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, capability: tuple[int, int], precision: str,

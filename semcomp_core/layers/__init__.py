@@ -5,9 +5,10 @@ from .colormap_delta import ColorMapDeltaLayer
 from .decoder_params import DecoderParams, DecoderParamsLayer, label_table_id
 from .frame_info import FrameHeader, FrameInfoLayer
 from .scale import downscale_labels, map_shape, thumbnail, upscale_labels, upscale_thumbnail
+from .roi import RoiData, RoiLayer, RoiMaskRule
 from .segmap import SegMapLayer
 from .segmap_inter import SegMapInterLayer
 
 __all__ = ["LAYERS", "Layer", "register_layer", "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader", "FrameInfoLayer",
-           "SegMapInterLayer", "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels",
+           "SegMapInterLayer", "RoiData", "RoiLayer", "RoiMaskRule", "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels",
            "map_shape", "thumbnail", "upscale_labels", "upscale_thumbnail"]

@@ -26,6 +26,18 @@ import torch.nn.functional as F
 
 from .io import register_model
 
+#: optional conditioning layers a generator may be built for: name -> input channels (each layer also
+#: brings one presence channel: 0 where the layer says nothing, up to 1 where it holds). Fixed order.
+OPTIONAL_LAYERS = {"roi": 3}
+
+
+def optional_channels(names) -> int:
+    """Conditioning channels of the optional layers ``names`` (their channels plus one presence each)."""
+    unknown = [n for n in names or () if n not in OPTIONAL_LAYERS]
+    if unknown:
+        raise ValueError(f"unknown optional layer(s) {unknown} (known: {sorted(OPTIONAL_LAYERS)})")
+    return sum(OPTIONAL_LAYERS[n] + 1 for n in names or ())
+
 
 class SPADE(nn.Module):
     """InstanceNorm modulated by per-pixel gamma/beta (1x1 convs over shared hidden conditioning features)."""
@@ -67,14 +79,21 @@ class SPADEGenerator(nn.Module):
 
     def __init__(self, num_classes: int = 11, channels: tuple[int, ...] = (96, 48, 24, 12),
                  hidden: tuple[int, ...] = (48, 32, 16, 12), noise_channels: int = 8,
-                 color_skip: bool = True, class_names: list[str] | None = None) -> None:
+                 color_skip: bool = True, class_names: list[str] | None = None,
+                 optional_layers: list[str] | None = None) -> None:
         super().__init__()
         if len(channels) != 4 or len(hidden) != 4:
             raise ValueError("channels and hidden need one entry per level (1/8, 1/4, 1/2, 1/1)")
+        optional_channels(optional_layers)          # ValueError for an unknown layer
+        optional_layers = [n for n in OPTIONAL_LAYERS if n in (optional_layers or ())]
         self.config = dict(num_classes=num_classes, channels=list(channels), hidden=list(hidden),
                            noise_channels=noise_channels, color_skip=color_skip, class_names=class_names)
+        if optional_layers:       # absent from older configs: they load unchanged
+            self.config["optional_layers"] = optional_layers
+        self.optional_layers = optional_layers
+        self.layer_channels = optional_channels(optional_layers)
         self.color_skip = color_skip
-        cond = num_classes + 3
+        cond = num_classes + 3 + self.layer_channels
         self.noise_channels = noise_channels
         self.head = nn.Conv2d(cond + noise_channels, channels[0], 3, padding=1)
         self.block0 = SPADEResBlock(channels[0], channels[0], cond, hidden[0])
@@ -94,10 +113,18 @@ class SPADEGenerator(nn.Module):
     def num_classes(self) -> int:
         return self.config["num_classes"]
 
-    def forward(self, onehot: torch.Tensor, color: torch.Tensor, noise: torch.Tensor | None = None):
+    def forward(self, onehot: torch.Tensor, color: torch.Tensor, noise: torch.Tensor | None = None,
+                layers: torch.Tensor | None = None):
         """``onehot`` (B,K,H,W) and ``color`` (B,3,H,W) in -1..1 at output size (H, W multiples of 8);
-        ``noise`` (B,noise_channels,H/8,W/8) or None (zeros). Returns RGB in -1..1."""
-        cond = torch.cat([onehot, color], 1)
+        ``noise`` (B,noise_channels,H/8,W/8) or None (zeros); ``layers`` (B,layer_channels,H,W): the
+        optional layers in :data:`OPTIONAL_LAYERS` order, each its channels then its presence (None: all
+        absent; ignored by a generator built without optional layers). Returns RGB in -1..1."""
+        parts = [onehot, color]
+        if self.layer_channels:
+            if layers is None:
+                layers = onehot.new_zeros(onehot.shape[0], self.layer_channels, onehot.shape[2], onehot.shape[3])
+            parts.append(layers)
+        cond = torch.cat(parts, 1)
         base = F.avg_pool2d(cond, 8)
         if noise is None:
             noise = base.new_zeros(base.shape[0], self.noise_channels, base.shape[2], base.shape[3])
@@ -111,6 +138,36 @@ class SPADEGenerator(nn.Module):
             c = color.clamp(-0.98, 0.98)
             out = out + 0.5 * torch.log((1 + c) / (1 - c))  # atanh, written with ops every exporter knows
         return torch.tanh(out)
+
+
+def with_optional_layers(gen: SPADEGenerator, names: list[str]) -> SPADEGenerator:
+    """A copy of ``gen`` that also takes the optional layers ``names``: the weights are kept, the new
+    conditioning channels start at zero, so it renders exactly as ``gen`` until trained with them."""
+    cfg = {k: v for k, v in gen.config.items()}
+    cfg["optional_layers"] = sorted(set(gen.optional_layers) | set(names), key=list(OPTIONAL_LAYERS).index)
+    new = SPADEGenerator(**cfg)
+    old_k = gen.num_classes + 3
+    keep = {n: i for i, n in enumerate(gen.optional_layers)}
+    state = {}
+    own = new.state_dict()
+    for key, value in gen.state_dict().items():
+        target = own[key]
+        if target.shape == value.shape:
+            state[key] = value
+            continue
+        grown = torch.zeros_like(target)       # an input-channel-widened conv: old channels in place
+        grown[:, :old_k] = value[:, :old_k]
+        src, dst = old_k, old_k
+        for name in new.optional_layers:
+            width = OPTIONAL_LAYERS[name] + 1
+            if name in keep:
+                grown[:, dst:dst + width] = value[:, src:src + width]
+                src += width
+            dst += width
+        grown[:, dst:] = value[:, src:]        # what follows the conditioning (the head's noise channels)
+        state[key] = grown
+    new.load_state_dict(state)
+    return new
 
 
 def remove_spectral_norm(module: nn.Module) -> nn.Module:

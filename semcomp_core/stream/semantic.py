@@ -55,7 +55,7 @@ from .rate import RateController
 from .session import DecoderSession, EncoderSession, FrameInfo, ReferenceMissingError
 
 _INTER_LAYERS = {int(LayerId.FRAME_INFO), int(LayerId.SEGMAP_INTER), int(LayerId.COLORMAP_DELTA),
-                 int(LayerId.COLORMAP)}
+                 int(LayerId.COLORMAP), int(LayerId.ROI)}
 #: dead zone of the colour-map deltas (coefficients move after 0.5 + DEADZONE quantiser steps)
 COLOR_DEADZONE = 0.75
 
@@ -134,7 +134,7 @@ class SemanticEncoderSession(EncoderSession):
             order = list(range(self.point, -1, -1)) if self.max_bytes else [self.point]
         built = None
         for p in order:
-            built = self._build(p, image, logits, reason)
+            built = self._build(p, image, logits, reason, limit)
             if limit is None or len(built[0]) <= limit:
                 break
         data, info, ref = built
@@ -149,7 +149,7 @@ class SemanticEncoderSession(EncoderSession):
             self.rate.spent(len(data))
         self.point = info.details.get("point", self.point)
         self.policy.sent(info.key)
-        self.ref = ref
+        self.ref = ref              # None after a classic-fallback frame: the next frame is a key frame
         return data, info
 
     def _seq(self) -> int:
@@ -168,7 +168,8 @@ class SemanticEncoderSession(EncoderSession):
         new = Reference(self.tag, self._seq(), ref.height, ref.width, ref.labels, ref.factor, ref.q, ref.qi, ref.seed)
         return data, FrameInfo(key=False, reason="", details={"point": self.point, "skip": True}), new
 
-    def _build(self, p: int, image: np.ndarray, logits, reason: str) -> tuple[bytes, FrameInfo, Reference]:
+    def _build(self, p: int, image: np.ndarray, logits, reason: str,
+               limit: int | None = None) -> tuple[bytes, FrameInfo, Reference | None]:
         codec, ref = self.codec, self.ref
         lv = self.points[p]
         H, W = image.shape[:2]
@@ -195,14 +196,15 @@ class SemanticEncoderSession(EncoderSession):
         thumb = thumbnail(image, tw, th)
         k = codec.num_classes
         seed = codec.config["seed"]
+        head = self._frame_info(key)
         if key:
             q = quantise(thumb, lv.color_qi)
             params = DecoderParamsLayer().encode(DecoderParams(codec.encoder_label_table(), seed))
-            layers = self._frame_info(True) + [
+            layers = [
                 (LayerId.DECODER_PARAMS, params), (LayerId.SEGMAP, SegMapLayer(num_classes=k).encode(labels)),
                 (LayerId.COLORMAP, ColorMapLayer.encode_quantised(q, lv.color_qi))]
         else:
-            layers = self._frame_info(False)
+            layers = []
             if not (shift == (0, 0) and np.array_equal(labels, ref.labels)):
                 layers.append((LayerId.SEGMAP_INTER, SegMapInterLayer(num_classes=k).encode((labels, ref.labels, shift))))
             if ref.q.shape == (3, th, tw) and ref.qi == lv.color_qi:
@@ -212,9 +214,15 @@ class SemanticEncoderSession(EncoderSession):
             else:
                 q = quantise(thumb, lv.color_qi)
                 layers.append((LayerId.COLORMAP, ColorMapLayer.encode_quantised(q, lv.color_qi)))
+        layers = codec.select(image, labels, grid_logits, factor, layers, head, cap=limit)
+        new = Reference(self.tag, self._seq(), H, W, labels, factor, q, lv.color_qi, seed)
+        if codec.last_roi is not None:
+            details["roi"] = codec.last_roi.as_dict()
+            if codec.last_roi.fallback:              # a classic picture: decodable alone, no reference after it
+                key, reason, new = True, reason or "fallback", None
+                layers = self._frame_info(True) + layers[len(head):]
         data = pack(codec.codec_ids[0], H, W, layers)
         details["layers"] = {LayerId(lid).name.lower(): len(pl) for lid, pl in layers}
-        new = Reference(self.tag, self._seq(), H, W, labels, factor, q, lv.color_qi, seed)
         return data, FrameInfo(key=key, reason=reason, details=details), new
 
 
@@ -257,6 +265,12 @@ class SemanticDecoderSession(DecoderSession):
             raise BitstreamError(f"codec id {container.codec_id} cannot be decoded by codec {codec.name!r}")
         head = frame_header(container)
         H, W = container.height, container.width
+        fallback = codec.fallback_picture(container, allowed=(LayerId.ROI, LayerId.FRAME_INFO))
+        if fallback is not None:
+            if head is not None and not head.key:
+                raise BitstreamError("classic-fallback frame flagged as an inter frame")
+            self.ref = None                              # the next frame of the stream is a key frame
+            return fallback, True
         if head is None or head.key:
             labels, factor, (q, qi), seed = codec.read_key_layers(container)
             tag, seq = (head.stream_tag, head.seq) if head else (-1, -1)
@@ -275,7 +289,9 @@ class SemanticDecoderSession(DecoderSession):
                     and new.labels.shape == prev.labels.shape and new.qi == prev.qi and np.array_equal(new.q, prev.q)):
                 new.image = hold_unchanged(prev.image, new.image, prev.labels != new.labels, new.factor)
         self.ref = new
-        return new.image.copy(), head is None or head.key
+        roi = codec.read_roi(container, new.labels, new.factor)
+        out = new.image.copy() if roi is None else codec.paint_roi(new.image, roi, new.labels, new.factor)
+        return out, head is None or head.key
 
     def _inter(self, container: Container, head: FrameHeader) -> Reference:
         ref = self.ref

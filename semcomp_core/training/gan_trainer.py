@@ -53,17 +53,37 @@ class GanTrainConfig:
     tiny: bool = False
     save_every: int = 200
     log_every: int = 20
+    init: str | None = None            # start from this decoder folder (fine-tuning)
+    optional_layers: tuple = ()        # optional conditioning layers to train (models.generator.OPTIONAL_LAYERS)
+    layer_dropout: float = 0.5         # probability that an optional layer is absent from a training sample
+
+
+#: classes a sampled ROI class rule draws from (when the label table has them)
+ROI_CLASSES = ("Pedestrian", "Bicyclist", "SignSymbol", "Car", "Pole", "person", "rider", "traffic sign",
+               "car", "pole", "bicycle")
 
 
 class ConditionSampler:
-    """Builds (image, one-hot, colour, labels) crops exactly as the codec would see them."""
+    """Builds (image, one-hot, colour, labels, optional layers) crops exactly as the codec would see them.
 
-    def __init__(self, images, labels, num_classes, levels, seed=0):
+    Optional layers (``optional_layers``) are present in a sample with probability 1 - ``layer_dropout``
+    (layer dropout: one generator learns to render with and without each). The ``roi`` layer: a cell mask
+    on the level's grid -- a class rule over a random subset of :data:`ROI_CLASSES`, or 1-4 random
+    rectangles (as low-confidence and user masks look) -- dilated by one cell; its pixels degraded as a
+    low-rate intra codec would (random 1-4x downscale, JPEG quality 15-60) inside the coded region, and
+    its presence = the receiver's blending weight (``roi.masks.alpha``)."""
+
+    def __init__(self, images, labels, num_classes, levels, seed=0, class_names=None,
+                 optional_layers=(), layer_dropout: float = 0.5):
         from ..layers import ColorMapLayer, thumbnail
 
         self.images, self.labels, self.k = images, labels, num_classes
         self.levels = levels
         self.rng = np.random.default_rng(seed)
+        self.optional_layers = [n for n in optional_layers]
+        self.layer_dropout = float(layer_dropout)
+        names = list(class_names or [])
+        self.roi_ids = [names.index(c) for c in ROI_CLASSES if c in names] or list(range(num_classes))
         self.thumbs = {}
         for li, lv in enumerate(levels):
             layer = ColorMapLayer(lv.color_qi)
@@ -76,7 +96,7 @@ class ConditionSampler:
         from ..codecs.semantic import conditioning
         from ..layers import downscale_labels
 
-        xs, ohs, cols, labs = [], [], [], []
+        xs, ohs, cols, labs, lays = [], [], [], [], []
         n, H, W = self.labels.shape
         for _ in range(batch):
             i = int(self.rng.integers(n))
@@ -93,13 +113,56 @@ class ConditionSampler:
             lab = onehot[0].argmax(0)
             lab[onehot[0].sum(0) == 0] = 255
             lab = lab[sl]
+            if self.optional_layers:
+                lay = self._layers(i, small, f, H, W)[0][:, sl[0], sl[1]]
+            else:
+                lay = torch.zeros(1, crop, crop)
             if self.rng.random() < 0.5:
-                img, oh, col, lab = img.flip(-1), oh.flip(-1), col.flip(-1), lab.flip(-1)
+                img, oh, col, lab, lay = img.flip(-1), oh.flip(-1), col.flip(-1), lab.flip(-1), lay.flip(-1)
             xs.append(img)
             ohs.append(oh)
             cols.append(col)
             labs.append(lab)
-        return torch.stack(xs), torch.stack(ohs), torch.stack(cols), torch.stack(labs)
+            lays.append(lay)
+        return torch.stack(xs), torch.stack(ohs), torch.stack(cols), torch.stack(labs), torch.stack(lays)
+
+    def _layers(self, i: int, small: np.ndarray, f: int, H: int, W: int):
+        """The optional-layer input (1, C, Hp, Wp) of frame ``i`` with map ``small`` at factor ``f``."""
+        from ..codecs.semantic import optional_layer_input, padded_size
+
+        given = {}
+        if "roi" in self.optional_layers and self.rng.random() >= self.layer_dropout:
+            given["roi"] = self._roi(i, small, f, H, W)
+        return optional_layer_input({"optional_layers": self.optional_layers}, *padded_size(H, W), given)
+
+    def _roi(self, i: int, small: np.ndarray, f: int, H: int, W: int):
+        import cv2
+
+        from ..roi import masks
+
+        rng = self.rng
+        h, w = small.shape
+        cells = np.zeros((h, w), bool)
+        if rng.random() < 0.5:
+            ids = [c for c in self.roi_ids if rng.random() < 0.6] or [int(rng.choice(self.roi_ids))]
+            cells = np.isin(small, ids)
+        if not cells.any():
+            for _ in range(int(rng.integers(1, 5))):
+                bh, bw = int(rng.integers(1, max(2, h // 3))), int(rng.integers(1, max(2, w // 3)))
+                y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+                cells[y:y + bh, x:x + bw] = True
+        cells = masks.dilate(cells, 1)
+        weight = masks.alpha(cells, f, H, W)
+        img = self.images[i]
+        s = int(rng.choice([1, 2, 4]))
+        if s > 1:
+            small_img = cv2.resize(img, (max(1, W // s), max(1, H // s)), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(small_img, (W, H), interpolation=cv2.INTER_CUBIC)
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 61))])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+        return np.ascontiguousarray(img), weight
 
 
 def _predicted_labels(segmenter, images, device, batch=4):
@@ -127,6 +190,13 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_pack
 
+    from ..models.generator import OPTIONAL_LAYERS
+
+    unknown = [n for n in cfg.optional_layers if n not in OPTIONAL_LAYERS]
+    if unknown:
+        raise UsageError(f"unknown optional layer(s) {unknown} (known: {', '.join(OPTIONAL_LAYERS)})")
+    if not 0.0 <= cfg.layer_dropout <= 1.0:
+        raise UsageError(f"layer dropout {cfg.layer_dropout} outside 0..1")
     info, device, out = distributed.start_run(cfg.device, cfg.threads, cfg.seed, cfg.out)
     data = load_pack(Path(cfg.train))
     classes = data["meta"]["classes"]
@@ -145,13 +215,29 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
         labels = _predicted_labels(seg, data["images"], device)
     elif cfg.labels != "gt":
         raise UsageError("--labels must be gt or predicted")
-    sampler = ConditionSampler(data["images"], labels, k, LEVELS, seed=cfg.seed + 17 * info.rank)
+    sampler = ConditionSampler(data["images"], labels, k, LEVELS, seed=cfg.seed + 17 * info.rank,
+                               class_names=classes, optional_layers=cfg.optional_layers,
+                               layer_dropout=cfg.layer_dropout)
 
-    if cfg.tiny:
+    if cfg.init:
+        gen = load_model(cfg.init, device)
+        if gen.num_classes != k:
+            raise UsageError(f"--init decoder has {gen.num_classes} classes, the data {k}")
+        gen.train()
+        disc = MultiScaleDiscriminator.tiny(k) if cfg.tiny else MultiScaleDiscriminator(k, scales=2, width=cfg.d_width,
+                                                                                        layers=4)
+    elif cfg.tiny:
         gen, disc = SPADEGenerator.tiny(k, class_names=classes), MultiScaleDiscriminator.tiny(k)
     else:
         gen = SPADEGenerator(k, channels=tuple(cfg.channels), hidden=tuple(cfg.hidden), class_names=classes)
         disc = MultiScaleDiscriminator(k, scales=2, width=cfg.d_width, layers=4)
+    if cfg.optional_layers:
+        from ..models.generator import with_optional_layers
+
+        gen = with_optional_layers(gen, list(cfg.optional_layers))
+        sampler.optional_layers = gen.optional_layers
+    for p in gen.parameters():
+        p.requires_grad_(True)
     mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
     gen.to(device, memory_format=mf)
     disc.to(device, memory_format=mf)
@@ -181,12 +267,12 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
 
     try:
         while step < cfg.steps:
-            real, onehot, color, lab = (t.to(device) for t in sampler.sample(cfg.batch, cfg.crop))
-            real, onehot, color = (t.contiguous(memory_format=mf) for t in (real, onehot, color))
+            real, onehot, color, lab, layers = (t.to(device) for t in sampler.sample(cfg.batch, cfg.crop))
+            real, onehot, color, layers = (t.contiguous(memory_format=mf) for t in (real, onehot, color, layers))
             cond = torch.cat([onehot, color], 1)
             noise = torch.randn(real.shape[0], gen.noise_channels, real.shape[2] // 8, real.shape[3] // 8,
                                 device=device)
-            fake = g_ddp(onehot, color, noise)
+            fake = g_ddp(onehot, color, noise, layers if gen.layer_channels else None)
             # discriminator
             d_loss = losses.d_hinge(d_ddp(real, cond), d_ddp(fake.detach(), cond))
             opt_d.zero_grad(set_to_none=True)
@@ -244,6 +330,8 @@ def _card(cfg, step, classes, model) -> str:
             f"- Losses: hinge GAN (2-scale PatchGAN, width {cfg.d_width}), feature matching x{cfg.w_fm}, "
             f"reconstruction x{cfg.w_rec}, semantic consistency x{cfg.w_sem} "
             f"({'segmenter ' + str(cfg.segmenter) if cfg.segmenter else 'off'}).\n"
-            f"- Generator: channels {list(cfg.channels)}, SPADE hidden {list(cfg.hidden)}, "
+            f"- Start: {'fine-tuned from ' + str(cfg.init) if cfg.init else 'from scratch'}; optional layers "
+            f"{list(model.config.get('optional_layers') or []) or 'none'} (layer dropout {cfg.layer_dropout}).\n"
+            f"- Generator: channels {list(model.config['channels'])}, SPADE hidden {list(model.config['hidden'])}, "
             f"{params / 1e6:.2f} M parameters; EMA {cfg.ema} weights.\n"
             f"- Metrics: see BENCHMARKS.md (semcomp bench on CamVid val).\n")

@@ -41,6 +41,8 @@ class SegTrainConfig:
     threads: int | None = None
     tiny: bool = False
     max_steps_per_epoch: int | None = None
+    augment: str = "standard"     # "standard" (scale 0.75-1.5, mild jitter) or "strong" (camera_augment)
+    init: str | None = None       # start from this model folder (fine-tuning) instead of from scratch
 
 
 def build_segmenter(arch: str, tiny: bool, width: int, **kw):
@@ -95,6 +97,7 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
     from ..models.io import save_model
     from . import distributed
     from .checkpoint import load_checkpoint, save_checkpoint
+    from .camera_augment import augment_batch_strong
     from .data import augment_batch, load_pack
 
     info, device, out = distributed.start_run(cfg.device, cfg.threads, cfg.seed, cfg.out)
@@ -105,7 +108,11 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
     if k == 0:
         raise UsageError("packed training data has no class table")
     kw = dict(num_classes=k, input_scale=cfg.input_scale, class_names=classes)
+    if cfg.augment not in ("standard", "strong"):
+        raise UsageError(f"unknown augmentation {cfg.augment!r} (standard, strong)")
     model = build_segmenter(cfg.arch, cfg.tiny, cfg.width, **kw)
+    if cfg.init:
+        _load_init(model, Path(cfg.init))
     model.to(device)
     ddp_model = distributed.wrap(model, info, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -124,6 +131,7 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
         if info.main:
             print(f"resumed from {ckpt} at epoch {start_epoch}, step {step}, best mIoU {best:.4f}")
     g = torch.Generator().manual_seed(cfg.seed * 1000 + info.rank + start_epoch)
+    rng = np.random.default_rng(cfg.seed * 1000 + info.rank + start_epoch)
     log = open(out / "log.jsonl", "a") if info.main else None
     crop = tuple(int(round(c * cfg.input_scale)) for c in cfg.crop)
     bar = tqdm(total=total, initial=step, disable=not (progress and info.main), unit="step", desc="segmenter")
@@ -142,7 +150,11 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
                     lo = (cfg.input_scale * 0.75, cfg.input_scale * 1.5)
                 else:
                     lo = (0.75, 1.5)
-                x, y = augment_batch(imgs, labs, crop, lo, g)
+                if cfg.augment == "strong":
+                    x, y = augment_batch_strong(imgs, labs, crop, rng,
+                                                (0.5 * cfg.input_scale, 2.0 * cfg.input_scale))
+                else:
+                    x, y = augment_batch(imgs, labs, crop, lo, g)
                 x, y = x.to(device), y.to(device)
                 lr = cfg.lr * (step + 1) / warm if step < warm else cfg.lr * (1 - (step - warm) / max(1, total - warm)) ** 0.9
                 for group in opt.param_groups:
@@ -190,13 +202,29 @@ def train_segmenter(cfg: SegTrainConfig, progress: bool = True) -> dict:
     return result
 
 
+def _load_init(model, folder: Path) -> None:
+    """Weights of a saved model with the same configuration (fine-tuning); a mismatch is a UsageError."""
+    from ..models.io import load_model
+
+    src = load_model(folder)
+    own, theirs = model.state_dict(), src.state_dict()
+    bad = [k for k in own if k not in theirs or theirs[k].shape != own[k].shape]
+    if bad or set(theirs) - set(own):
+        raise UsageError(f"--init {folder}: its network does not match this configuration "
+                         f"({len(bad)} tensors differ, e.g. {bad[:2]})")
+    model.load_state_dict({k: v.float() for k, v in theirs.items()})
+
+
 def _card(cfg, rec, classes, model) -> str:
     params = sum(p.numel() for p in model.parameters())
     ious = rec.get("val_iou_per_class") or []
     per_class = ", ".join(f"{c} {v:.3f}" for c, v in zip(classes, ious) if v is not None)
     kind = f"DDRNet-style, width {cfg.width}" if cfg.arch == "ddrnet" else f"U-Net, widths {model.config['widths']}"
+    start = f"fine-tuned from {cfg.init}" if cfg.init else "trained from scratch (no ImageNet weights)"
+    aug = ("strong camera augmentation (rescale 0.5-2x, aspect, colour, gamma, white balance, blur, noise, "
+           "JPEG, vignetting)" if cfg.augment == "strong" else "standard augmentation (scale 0.75-1.5x, mild jitter)")
     return (f"# semcomp segmenter ({kind}, seed {cfg.seed})\n\n"
-            f"- Data: {cfg.train} (validation: {cfg.val}); trained from scratch (no ImageNet weights).\n"
+            f"- Data: {cfg.train} (validation: {cfg.val}); {start}; {aug}.\n"
             f"- Steps: {rec['step']} ({rec['epoch']} epochs of batch {cfg.batch}, crop {cfg.crop}, "
             f"input scale {cfg.input_scale}), AdamW lr {cfg.lr}, poly decay.\n"
             f"- Parameters: {params / 1e6:.2f} M.\n"

@@ -1,0 +1,252 @@
+"""Selective coding (SSGC-style): which cells go as pixels, the byte budget split, the classic fallback.
+
+One :class:`SelectiveCoder` per semantic codec instance, used by the per-frame encoder
+(``encode_layers``) and by the stream sessions alike; :func:`blend` / :func:`read_roi` are the
+receiver's half.
+
+Per frame (sender):
+
+1. the ROI cells = union of the configured sources (``masks``): class rule, low calibrated
+   confidence (< ``roi_conf``), user mask/boxes;
+2. **fallback**: when the uncertain cells cover more than ``fallback`` of the frame, the frame cannot
+   be read: it is coded whole as one HEVC intra picture at the budget (a full-frame ROI layer, no
+   semantic layers) -- on such frames semcomp is the classic codec at the same bytes;
+3. otherwise the ROI's box (cells + one-cell margin) is coded at the finest QP (from ``roi_q``) and
+   the smallest downscale whose layer fits ``budget`` minus the semantic container's bytes; if
+   nothing fits, the ROI is dropped for this frame (counted, the frame stays semantic).
+
+``budget`` (bytes per frame, everything on the link included) 0 = auto: ``AUTO_BPP`` bits per pixel
+(see BENCHMARKS.md "Selective coding" for the measurement behind it), never below the semantic
+layers' own size. A budget set explicitly that the semantic layers alone exceed is a UsageError.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..bitstream import LayerId, encode_varint
+from ..errors import BitstreamError, UsageError
+from ..layers.roi import RoiData, RoiLayer, RoiMaskRule
+from . import masks
+from .picture import decode_box, encode_at_budget, fill_outside
+
+log = logging.getLogger(__name__)
+
+#: auto budget in bits per pixel (0 = budget param given explicitly)
+AUTO_BPP = 0.009
+#: layer framing in the container: id byte + length varint (<= 3 bytes for a layer under 2 MiB)
+FRAMING = 4
+#: dilation (cells) of the class rule
+CLASS_DILATION = 1
+
+
+@dataclass
+class RoiReport:
+    """What the sender did with one frame (``FrameInfo.details['roi']``, bench columns)."""
+
+    sources: dict = field(default_factory=dict)   # cells per source
+    cells: int = 0
+    area: float = 0.0          # share of the frame's pixels in the coded region
+    uncertain: float = 0.0     # share of the frame in uncertain cells
+    budget: int = 0
+    semantic_bytes: int = 0
+    roi_bytes: int = 0
+    q: int | None = None
+    shift: int | None = None
+    fallback: bool = False
+    dropped: bool = False
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class SelectiveCoder:
+    def __init__(self, codec) -> None:
+        cfg = codec.config
+        self.codec = codec
+        self.sources = masks.parse_sources(cfg["roi"])
+        self.threshold = float(cfg["roi_conf"])
+        self.q_best = int(cfg["roi_q"])
+        self.budget = int(cfg["budget"])
+        self.fallback_share = float(cfg["fallback"])
+        self.user_path = cfg["roi_mask"]
+        self.user_boxes = cfg["roi_boxes"]
+        if "user" in self.sources and not (self.user_path or self.user_boxes):
+            raise UsageError("roi=...user needs roi_mask=PATH or roi_boxes=x0,y0,x1,y1;...")
+        if (self.user_path or self.user_boxes) and "user" not in self.sources:
+            raise UsageError("roi_mask / roi_boxes given but roi does not include 'user' (e.g. roi=user)")
+        self._classes: int | None = None
+        self._calibration = None
+        self.frames = 0
+        self.fallbacks = 0
+        self.dropped = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.sources)
+
+    @property
+    def classes(self) -> int:
+        if self._classes is None:
+            seg = self.codec.segmenter
+            self._classes = masks.class_set(self.codec.config["roi_classes"], seg.config.get("class_names"),
+                                            seg.num_classes)
+        return self._classes
+
+    def calibration(self):
+        if self._calibration is None:
+            from ..models.confidence import Calibration, load_calibration
+
+            self._calibration = load_calibration(self.codec._seg_path) or Calibration(temperature=1.0)
+        return self._calibration
+
+    # -- sender ----------------------------------------------------------------------------
+    def cells(self, image: np.ndarray, labels: np.ndarray, grid_logits: np.ndarray, factor: int):
+        """(cells, rule-or-None, uncertain cells, per-source counts): ``rule`` when the mask is exactly the
+        class rule (the receiver can derive it), else the mask must be sent explicitly."""
+        H, W = image.shape[:2]
+        shape = labels.shape
+        cells = np.zeros(shape, bool)
+        counts, rule = {}, None
+        uncertain = np.zeros(shape, bool)
+        if "classes" in self.sources and self.classes:
+            c = masks.rule_cells(labels, self.classes, CLASS_DILATION)
+            counts["classes"] = int(c.sum())
+            cells |= c
+            rule = RoiMaskRule(self.classes, CLASS_DILATION)
+        if "uncertain" in self.sources:
+            conf = self.calibration().confidence(grid_logits, grid=True)
+            uncertain = masks.uncertain_cells(conf, self.threshold)
+            counts["uncertain"] = int(uncertain.sum())
+            cells |= uncertain
+        if "user" in self.sources:
+            px = np.zeros((H, W), bool)
+            if self.user_path:
+                px |= masks.load_user_mask(self.user_path, H, W)
+            if self.user_boxes:
+                px |= masks.parse_boxes(self.user_boxes, H, W)
+            u = masks.pixels_to_cells(px, factor, shape)
+            counts["user"] = int(u.sum())
+            cells |= u
+        derivable = rule is not None and not (counts.get("uncertain") or counts.get("user"))
+        if rule is not None and not derivable:
+            rule = None
+        return cells, (rule if derivable else None), uncertain, counts
+
+    def budget_for(self, H: int, W: int, semantic_bytes: int, cap: int | None = None) -> int:
+        if cap is not None:          # stream rate control sets the frame's limit: no error, the loop adapts
+            return min(cap, self.budget or max(semantic_bytes, round(AUTO_BPP * H * W / 8)))
+        if self.budget:
+            if semantic_bytes > self.budget:
+                raise UsageError(f"budget={self.budget} bytes is smaller than the semantic layers alone "
+                                 f"({semantic_bytes} bytes for this {W}x{H} frame at level "
+                                 f"{self.codec.level.name}): raise budget or lower the level")
+            return self.budget
+        return max(semantic_bytes, round(AUTO_BPP * H * W / 8))
+
+    def encode(self, image: np.ndarray, labels: np.ndarray, grid_logits: np.ndarray, factor: int,
+               semantic_bytes: int, fallback_overhead: int, cap: int | None = None):
+        """Decide the frame. Returns ``(mode, payload, report)``: mode ``"semantic"`` (payload None: no
+        ROI), ``"roi"`` (payload = ROI layer to add) or ``"fallback"`` (payload = full-frame ROI layer
+        that replaces the semantic layers; ``fallback_overhead`` = container bytes around it)."""
+        H, W = image.shape[:2]
+        self.frames += 1
+        cells, rule, uncertain, counts = self.cells(image, labels, grid_logits, factor)
+        budget = self.budget_for(H, W, semantic_bytes, cap)
+        rep = RoiReport(sources=counts, cells=int(cells.sum()), budget=budget, semantic_bytes=semantic_bytes)
+        unc_px = masks.cells_to_pixels(uncertain, factor, H, W)
+        rep.uncertain = float(unc_px.mean())
+        if rep.uncertain > self.fallback_share:
+            return self._fallback(image, budget, fallback_overhead, rep, strict=cap is None)
+        box = masks.coded_box(cells, factor, H, W)
+        if box is None:
+            return "semantic", None, rep
+        top, left, h, w = box
+        grown = masks.cells_to_pixels(masks.dilate(cells, 1), factor, H, W)
+        rep.area = float(grown.mean())
+        pixels = fill_outside(image[top:top + h, left:left + w], grown[top:top + h, left:left + w])
+        mask = rule if rule is not None else cells
+        layer = RoiLayer()
+
+        def size_of(hevc, shift):
+            return len(layer.encode(RoiData(mask, box, shift, hevc)))
+
+        got = encode_at_budget(pixels, budget - semantic_bytes - FRAMING, size_of, self.q_best)
+        if got is None:
+            self.dropped += 1
+            rep.dropped = True
+            log.warning("ROI of %d cells does not fit the %d-byte budget (%d bytes of semantics): sent without "
+                        "it", rep.cells, budget, semantic_bytes)
+            return "semantic", None, rep
+        hevc, rep.shift, rep.q = got
+        payload = layer.encode(RoiData(mask, box, rep.shift, hevc))
+        rep.roi_bytes = len(payload)
+        return "roi", payload, rep
+
+    def _fallback(self, image, budget, overhead, rep, strict: bool = True):
+        H, W = image.shape[:2]
+        box = (0, 0, H, W)
+        layer = RoiLayer()
+
+        def size_of(hevc, shift):
+            return len(layer.encode(RoiData(None, box, shift, hevc)))
+
+        got = encode_at_budget(image, budget - overhead - FRAMING, size_of, self.q_best)
+        if got is None and not strict:       # under stream rate control: the frame stays semantic
+            self.dropped += 1
+            rep.dropped = True
+            return "semantic", None, rep
+        if got is None:
+            raise UsageError(f"budget={budget} bytes is too small to code this {W}x{H} frame classically "
+                             f"(the fallback for frames the segmenter cannot read)")
+        hevc, rep.shift, rep.q = got
+        payload = layer.encode(RoiData(None, box, rep.shift, hevc))
+        rep.fallback, rep.area, rep.roi_bytes = True, 1.0, len(payload)
+        self.fallbacks += 1
+        log.warning("frame %dx%d: %.0f%% of it uncertain (> %.0f%%): coded classically (%d bytes)",
+                    W, H, 100 * rep.uncertain, 100 * self.fallback_share, len(payload))
+        return "fallback", payload, rep
+
+
+# -- receiver ------------------------------------------------------------------------------------
+
+def read_roi(payload: bytes, H: int, W: int, labels: np.ndarray | None, factor: int | None) -> RoiData:
+    """Parse a container's ROI layer against the frame and (for a masked ROI) the decoded seg map."""
+    d = RoiLayer().decode(payload, frame=(H, W), map_shape=None if labels is None else labels.shape)
+    if d.mask is not None and labels is None:
+        raise BitstreamError("ROI layer with a mask but no seg map to place it on")
+    if d.mask is None and labels is not None:
+        raise BitstreamError("full-frame (fallback) ROI layer beside semantic layers")
+    return d
+
+
+def roi_cells(d: RoiData, labels: np.ndarray) -> np.ndarray:
+    if isinstance(d.mask, RoiMaskRule):
+        return masks.rule_cells(labels, d.mask.classes, d.mask.dilation)
+    return np.asarray(d.mask, bool)
+
+
+def decoded_pixels(d: RoiData, labels: np.ndarray, factor: int, H: int, W: int):
+    """(pixels (H, W, 3) uint8, zero outside the box; weight (H, W) float32: 1 inside the ROI, a linear
+    ramp to 0 over the one-cell margin, 0 elsewhere) of a masked ROI layer."""
+    top, left, h, w = d.box
+    pix = np.zeros((H, W, 3), np.uint8)
+    pix[top:top + h, left:left + w] = decode_box(d.hevc, d.box, d.shift)
+    return pix, masks.alpha(roi_cells(d, labels), factor, H, W)
+
+
+def blend(rendered: np.ndarray, pixels: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The generated frame with the ROI's decoded pixels blended in by ``weight`` (:func:`decoded_pixels`)."""
+    a = weight[..., None]
+    out = a * pixels.astype(np.float32) + (1.0 - a) * rendered.astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def frame_overhead(H: int, W: int, extra_layers: int = 0) -> int:
+    """Container bytes around a single full-frame ROI layer (magic, version, codec id, sizes, count, CRC)."""
+    return 2 + 1 + 1 + len(encode_varint(H)) + len(encode_varint(W)) + 1 + 4 + extra_layers
+
+
+__all__ = ["SelectiveCoder", "RoiReport", "read_roi", "blend", "roi_cells", "decoded_pixels", "frame_overhead"]
