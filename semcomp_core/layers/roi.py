@@ -19,7 +19,8 @@ Payload::
              full frame and explicit mask exclude each other
     -- mask (absent for a full frame)
     explicit:  varint n, then n bytes: SEGMAP payload (alphabet 2) of the cell mask, the seg map's shape
-    classes:   varint class set (bit c = class c, nonzero, < 2**32), byte dilation radius in cells 0..15
+    classes:   varint class set (bit c = class c; nonzero, < 2**21: classes 0..20 -- a rule on classes
+               with larger ids goes as an explicit mask), byte dilation radius in cells 0..15
     -- picture
     byte     shift 0..3 (the box is coded at 1/2**shift of its size, rounded up)
     varint   top, left, height, width of the box in frame pixels (height, width >= 1; inside the frame;
@@ -48,6 +49,10 @@ FULL_FRAME = 0x01
 EXPLICIT = 0x02
 MAX_SHIFT = 3
 MAX_DILATION = 15
+#: class rules cover class ids 0..MAX_RULE_CLASS (the class set is a varint of at most 3 bytes)
+MAX_RULE_CLASS = 20
+#: explicit masks are at most this many cells a side (a 16384-pixel frame side at map factor 4)
+MAX_MASK_SIDE = 4096
 MAX_PS_BYTES = 1024
 PS_DICTIONARIES = {1: "hevc_param_sets_v1.bin"}
 PS_DICTIONARY_ID = 1
@@ -69,7 +74,7 @@ class RoiMaskRule:
     dilation: int = 1
 
     def class_ids(self) -> list[int]:
-        return [c for c in range(32) if self.classes >> c & 1]
+        return [c for c in range(self.classes.bit_length()) if self.classes >> c & 1]
 
 
 @dataclass(frozen=True)
@@ -137,25 +142,34 @@ class RoiLayer(Layer):
 
     def encode(self, value: RoiData) -> bytes:
         out = bytearray()
+        top, left, h, w = value.box
+        if not all(isinstance(v, (int, np.integer)) for v in value.box) or h < 1 or w < 1 or top < 0 or left < 0 \
+                or not isinstance(value.shift, (int, np.integer)) or not 0 <= value.shift <= MAX_SHIFT:
+            raise ValueError(f"ROI box {value.box} / shift {value.shift} out of range")
         if value.mask is None:
             out.append(FULL_FRAME)
         elif isinstance(value.mask, RoiMaskRule):
-            if not 0 < value.mask.classes < 2**32 or not 0 <= value.mask.dilation <= MAX_DILATION:
-                raise ValueError(f"ROI class rule out of range: {value.mask}")
+            if not 0 < value.mask.classes < 1 << (MAX_RULE_CLASS + 1) or not 0 <= value.mask.dilation <= MAX_DILATION:
+                raise ValueError(f"ROI class rule out of range (classes 0..{MAX_RULE_CLASS}, dilation "
+                                 f"0..{MAX_DILATION}): {value.mask}")
             out.append(0)
             out += encode_varint(value.mask.classes) + bytes([value.mask.dilation])
         else:
             from .segmap import SegMapLayer
 
             cells = np.asarray(value.mask)
-            if cells.ndim != 2 or cells.dtype != bool:
-                raise ValueError(f"explicit ROI mask must be a 2-D bool array, got {cells.shape} {cells.dtype}")
+            if cells.ndim != 2 or cells.dtype != bool or not 0 < min(cells.shape) <= max(cells.shape) <= MAX_MASK_SIDE:
+                raise ValueError(f"explicit ROI mask must be a 2-D bool array of 1..{MAX_MASK_SIDE} cells a side, "
+                                 f"got {cells.shape} {cells.dtype}")
             coded = SegMapLayer(num_classes=2, prior_id=0).encode(cells.astype(np.uint8))
             out.append(EXPLICIT)
             out += encode_varint(len(coded)) + coded
-        top, left, h, w = value.box
-        if not 0 <= value.shift <= MAX_SHIFT or h < 1 or w < 1 or top < 0 or left < 0:
-            raise ValueError(f"ROI box {value.box} / shift {value.shift} out of range")
+        try:
+            from ..codecs.bpg import check_payload
+
+            check_payload(value.hevc, *picture_shape(value.box, value.shift))
+        except BitstreamError as exc:
+            raise ValueError(f"ROI picture is not a HEVC intra picture of the box's size: {exc}") from None
         out.append(value.shift)
         for v in value.box:
             out += encode_varint(int(v))
@@ -167,15 +181,16 @@ class RoiLayer(Layer):
 
     @classmethod
     def describe(cls, payload: bytes) -> dict:
-        d = cls().decode(payload, check_picture=False)
+        d = cls().decode(payload, check_picture=False, decode_mask=False)
         mask = ("full frame (classic fallback)" if d.mask is None else
                 f"classes {d.mask.class_ids()} dilated {d.mask.dilation}" if isinstance(d.mask, RoiMaskRule)
-                else f"explicit {d.mask.shape[0]}x{d.mask.shape[1]} cells, {int(d.mask.sum())} set")
+                else f"explicit {d.mask.shape[0]}x{d.mask.shape[1]} cells")
         return {"mask": mask, "box": list(d.box), "shift": d.shift,
                 "picture": "x".join(map(str, d.picture_shape)), "hevc_bytes": len(d.hevc)}
 
     def decode(self, payload: bytes, frame: tuple[int, int] | None = None,
-               map_shape: tuple[int, int] | None = None, check_picture: bool = True) -> RoiData:
+               map_shape: tuple[int, int] | None = None, check_picture: bool = True,
+               decode_mask: bool = True) -> RoiData:
         """Parse strictly. ``frame`` (H, W) bounds the box; ``map_shape`` is the shape an explicit mask
         must have. The picture's NAL structure and SPS size are checked (``check_picture``)."""
         from .segmap import SegMapLayer
@@ -197,15 +212,18 @@ class RoiLayer(Layer):
             if map_shape is not None and shape != tuple(map_shape):
                 raise BitstreamError(f"ROI mask of {shape[0]}x{shape[1]} cells, the seg map has "
                                      f"{map_shape[0]}x{map_shape[1]}")
-            layer = SegMapLayer(num_classes=2, prior_id=0)
-            cells = layer.decode(coded, max_shape=map_shape or (4096, 4096))
-            if int(cells.max(initial=0)) > 1 or coded[1] != 1:
-                raise BitstreamError("ROI mask: alphabet must be 2 (a 0/1 cell map)")
-            mask = cells.astype(bool)
+            if coded[0] != 0 or coded[1] != 1:
+                raise BitstreamError("ROI mask: must be coded without prior, alphabet 2 (a 0/1 cell map)")
+            if decode_mask:
+                cells = SegMapLayer(num_classes=2, prior_id=0).decode(coded, max_shape=map_shape or
+                                                                      (MAX_MASK_SIDE, MAX_MASK_SIDE))
+                mask = cells.astype(bool)
+            else:                       # describe(): the shape only (decoding a large mask takes seconds)
+                mask = np.zeros(shape, bool)
         elif not flags & FULL_FRAME:
             classes, pos = decode_varint(data, pos, "ROI class set")
-            if not 0 < classes < 2**32:
-                raise BitstreamError(f"ROI class set {classes:#x}: must be nonzero, below 2**32")
+            if not classes:
+                raise BitstreamError("ROI class set is empty")
             dilation, pos = _byte(data, pos, "ROI dilation", MAX_DILATION)
             mask = RoiMaskRule(classes, dilation)
         shift, pos = _byte(data, pos, "ROI shift", MAX_SHIFT)

@@ -68,15 +68,13 @@ def class_set(text: str, class_names: list[str] | None, num_classes: int) -> int
     for item in (t.strip() for t in text.replace("+", ",").split(",")):
         if not item:
             continue
-        if item.isdigit() and int(item) < num_classes:
+        if item.isdecimal() and item.isascii() and int(item) < num_classes:
             c = int(item)
         elif item.lower() in names:
             c = names.index(item.lower())
         else:
             known = ", ".join(class_names or [str(i) for i in range(num_classes)])
             raise UsageError(f"roi_classes: unknown class {item!r} (the segmenter's classes: {known})")
-        if c >= 32:
-            raise UsageError(f"roi_classes: class {item!r} has id {c}; ROI class rules cover ids 0..31")
         bits |= 1 << c
     return bits
 
@@ -93,7 +91,7 @@ def dilate(cells: np.ndarray, radius: int) -> np.ndarray:
 
 def rule_cells(labels: np.ndarray, classes: int, dilation: int) -> np.ndarray:
     """The cells a class rule selects on a decoded map (what both ends compute)."""
-    ids = [c for c in range(32) if classes >> c & 1]
+    ids = [c for c in range(classes.bit_length()) if classes >> c & 1]
     return dilate(np.isin(labels, ids), dilation)
 
 
@@ -112,9 +110,14 @@ def load_user_mask(path: str | Path, height: int, width: int) -> np.ndarray:
             arr = np.load(path, allow_pickle=False)
         else:
             with Image.open(path) as im:
-                arr = np.asarray(im.convert("L") if im.mode not in ("1", "L", "I", "I;16") else im)
-    except (OSError, ValueError, UnidentifiedImageError) as exc:
+                # palette images by their colours; RGB(A) by their colour channels (any nonzero one counts)
+                arr = np.asarray(im.convert("RGBA") if im.mode in ("P", "PA") else im)
+                if arr.ndim == 3 and arr.shape[2] in (2, 4):
+                    arr = arr[..., :-1]
+    except (OSError, ValueError, EOFError, UnidentifiedImageError) as exc:
         raise UsageError(f"roi_mask: cannot read {path}: {exc}") from None
+    if not isinstance(arr, np.ndarray):
+        raise UsageError(f"roi_mask: {path} does not hold one array")
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         arr = arr.max(axis=2)
     if arr.ndim != 2 or arr.dtype.kind not in "biuf":

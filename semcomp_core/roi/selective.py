@@ -28,7 +28,7 @@ import numpy as np
 
 from ..bitstream import LayerId, encode_varint
 from ..errors import BitstreamError, UsageError
-from ..layers.roi import RoiData, RoiLayer, RoiMaskRule
+from ..layers.roi import MAX_RULE_CLASS, RoiData, RoiLayer, RoiMaskRule
 from . import masks
 from .picture import decode_box, encode_at_budget, fill_outside
 
@@ -115,7 +115,7 @@ class SelectiveCoder:
             c = masks.rule_cells(labels, self.classes, CLASS_DILATION)
             counts["classes"] = int(c.sum())
             cells |= c
-            rule = RoiMaskRule(self.classes, CLASS_DILATION)
+            rule = RoiMaskRule(self.classes, CLASS_DILATION) if self.classes < 1 << (MAX_RULE_CLASS + 1) else None
         if "uncertain" in self.sources:
             conf = self.calibration().confidence(grid_logits, grid=True)
             uncertain = masks.uncertain_cells(conf, self.threshold)
@@ -130,10 +130,9 @@ class SelectiveCoder:
             u = masks.pixels_to_cells(px, factor, shape)
             counts["user"] = int(u.sum())
             cells |= u
-        derivable = rule is not None and not (counts.get("uncertain") or counts.get("user"))
-        if rule is not None and not derivable:
-            rule = None
-        return cells, (rule if derivable else None), uncertain, counts
+        if counts.get("uncertain") or counts.get("user"):
+            rule = None                 # not derivable from the map: the mask goes explicitly
+        return cells, rule, uncertain, counts
 
     def budget_for(self, H: int, W: int, semantic_bytes: int, cap: int | None = None) -> int:
         if cap is not None:          # stream rate control sets the frame's limit: no error, the loop adapts
