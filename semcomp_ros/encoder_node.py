@@ -55,7 +55,7 @@ background build starts from the on-set callback.
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from semcomp_core.pipeline import codec_param_resets, EncoderStage, stream_settings, warm_up
+from semcomp_core.pipeline import codec_param_resets, EncoderStage, roi_options, stream_settings, warm_up
 from sensor_msgs.msg import CompressedImage, Image
 
 from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnostic_array,
@@ -63,7 +63,12 @@ from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnos
 from .params import declare_all, ENCODER_PARAMS, validate_changes
 from .qos import create_image_publisher, create_image_subscription
 
-_CODEC_KEYS = ('codec', 'quality', 'device', 'codec_options', 'gop', 'kbps')
+_CODEC_KEYS = ('codec', 'quality', 'device', 'codec_options', 'gop', 'kbps', 'roi_mask', 'roi_boxes')
+
+
+def _options(p):
+    """codec_options with the user ROI parameters folded in (UsageError for a codec without ROI coding)."""
+    return roi_options(p['codec'], p['codec_options'], p['roi_mask'], p['roi_boxes'])
 
 
 class EncoderNode(Node):
@@ -75,7 +80,7 @@ class EncoderNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_all(self, ENCODER_PARAMS)
         p = self.params
-        self.stage = EncoderStage(p['codec'], p['quality'], p['device'], p['codec_options'],
+        self.stage = EncoderStage(p['codec'], p['quality'], p['device'], _options(p),
                                   gop=p['gop'], kbps=p['kbps'], log=self._stage_log)
         warm_up(self.stage.codec)  # models in memory before the first frame
         streams = stream_settings(self.stage.codec)
@@ -152,7 +157,7 @@ class EncoderNode(Node):
             merged = dict(self.params, **changes)
             if any(k in changes for k in _CODEC_KEYS):
                 self.stage.validate(merged['codec'], merged['quality'], merged['device'],
-                                    merged['codec_options'], gop=merged['gop'],
+                                    _options(merged), gop=merged['gop'],
                                     kbps=merged['kbps'])
         except ValueError as exc:  # includes UsageError from the codec
             self.stage.reject_settings(str(exc))  # settings_rejected on /diagnostics
@@ -173,7 +178,7 @@ class EncoderNode(Node):
         if any(k in changes for k in _CODEC_KEYS):
             try:
                 if self.stage.request(merged['codec'], merged['quality'], merged['device'],
-                                      merged['codec_options'], gop=merged['gop'],
+                                      _options(merged), gop=merged['gop'],
                                       kbps=merged['kbps']):
                     self.get_logger().info(
                         f'building codec {merged["codec"]} (quality {merged["quality"]}, '

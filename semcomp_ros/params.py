@@ -201,6 +201,15 @@ ENCODER_PARAMS = (
               'kbps_target and warns when it is more than 10 % over. A change restarts the '
               'stream with a key frame.',
               float_range=(0.0, 1e6)),
+    ParamSpec('roi_mask', '',
+              'Region of interest given by the user (semantic codecs): a mask image of the camera '
+              "frame's size whose nonzero pixels are sent as HEVC intra pixels instead of being "
+              "generated; adds 'user' to the codec's roi sources. Empty: none. A frame of another "
+              'size is refused (frames_rejected, a throttled warning). No ":" in the path.'),
+    ParamSpec('roi_boxes', '',
+              'Region of interest as boxes "x0,y0,x1,y1;..." in frame pixels (end exclusive), as '
+              'roi_mask. /diagnostics counts roi_frames, fallback_frames (frames the segmenter '
+              'could not read, coded classically at the budget) and roi_dropped.'),
     ParamSpec('device', 'cpu', 'Where the codec runs: cpu, cuda or cuda:N.',
               pattern=DEVICE_PATTERN.pattern),
 ) + _COMMON

@@ -203,6 +203,10 @@ class SemanticGanCodec(Codec):
         layers = optional_layer_input(gen.config, onehot.shape[2], onehot.shape[3], {"roi": roi} if roi else {})
         return {"onehot": onehot, "color": color, "noise": noise, "layers": layers}
 
+    def warm_up_sender(self, frame: np.ndarray) -> None:
+        """Load and run the segmenter once (a user ROI mask is for the camera's size, not this frame's)."""
+        self.segment_logits(frame)
+
     def warm_up_receiver(self) -> None:
         self.render(np.zeros((2, 2), np.uint8), 32, np.full((2, 2, 3), 128, np.uint8), 64, 64)
 

@@ -156,6 +156,30 @@ def stream_options(codec: str, options: str = "", gop: int | None = None, kbps: 
     return ":".join(f"{k}={v}" for k, v in merged.items())
 
 
+def roi_options(codec: str, options: str = "", mask: str = "", boxes: str = "") -> str:
+    """``options`` with a user region of interest added (``roi_mask`` / ``roi_boxes`` set, ``user`` among
+    the ``roi`` sources) -- ``encoder_node``'s ``roi_mask`` / ``roi_boxes`` parameters. Unchanged when both
+    are empty; UsageError for a codec without selective coding or a path the option syntax cannot carry."""
+    if not mask and not boxes:
+        return str(options or "")
+    if ":" in mask or ":" in boxes:
+        raise UsageError(f"roi_mask / roi_boxes cannot contain ':' (the option separator): {mask or boxes!r}")
+    from ..roi.masks import with_user_source
+
+    cls = _codec_class(codec)
+    if cls is None:
+        raise UsageError(f"unknown codec {codec!r}")
+    if "roi" not in cls.params:
+        raise UsageError(f"codec {cls.name!r} has no region-of-interest coding: clear roi_mask / roi_boxes")
+    text = str(options or "").strip().strip(":")
+    (parsed,) = parse_spec("x:" + text) if text else (None,)
+    (spec,) = parse_spec(codec)
+    base = dict(spec.params, **(parsed.params if parsed else {}))
+    merged = with_user_source(cls, dict(parsed.params if parsed else {}, roi=base.get("roi", cls.params["roi"].default)),
+                              mask, boxes)
+    return ":".join(f"{k}={v}" for k, v in merged.items())
+
+
 def stream_settings(codec: Codec) -> dict[str, str]:
     """What ``gop`` and ``kbps`` are for a built codec (diagnostics): the values in effect, or
     ``n/a (...)`` for codecs that do not declare them."""
@@ -206,8 +230,14 @@ def build_codec(codec: str, quality: Any = None, device: str = "cpu", options: s
 
 
 def warm_up(codec: Codec) -> None:
-    """Encode one small grey frame, so lazily loaded models are in memory before real frames."""
-    codec.encode(np.full((64, 64, 3), 128, np.uint8))
+    """Encode one small grey frame, so lazily loaded models are in memory before real frames (codecs with
+    frame-size dependent settings, e.g. a user ROI mask, warm up their networks only)."""
+    frame = np.full((64, 64, 3), 128, np.uint8)
+    sender = getattr(codec, "warm_up_sender", None)
+    if sender is not None:
+        sender(frame)
+    else:
+        codec.encode(frame)
 
 
 def build_and_warm_up(codec: str, quality: Any = None, device: str = "cpu", options: str = "") -> Codec:
@@ -251,7 +281,8 @@ class EncoderStage:
                  log: Callable[[str, str], None] | None = None) -> None:
         self.counters = Counters("received", "encoded", "rejected", "errors", "rebuilds", "rebuild_failures",
                                  "key_frames", "inter_frames", "skipped", "stamp_anomalies",
-                                 "resolution_changes", "key_requests", "settings_rejected")
+                                 "resolution_changes", "key_requests", "settings_rejected",
+                                 "roi_frames", "fallback_frames", "roi_dropped")
         self.encode_ms = RollingWindow(window)
         self.bytes = RollingWindow(window)
         self.rate = RateMeter()
@@ -472,6 +503,14 @@ class EncoderStage:
             self.last_key_reason = reason
         if info is not None and info.details.get("skip"):
             self.counters.bump("skipped")
+        roi = info.details.get("roi") if info is not None else None
+        if roi:                                 # selective coding: what became of the region of interest
+            if roi["fallback"]:
+                self.counters.bump("fallback_frames")
+            elif roi["roi_bytes"]:
+                self.counters.bump("roi_frames")
+            if roi["dropped"]:
+                self.counters.bump("roi_dropped")
         shape = image.shape[:2]
         if self._last_shape is not None and shape != self._last_shape:
             self.counters.bump("resolution_changes")
@@ -526,6 +565,7 @@ class EncoderStage:
         c = self.counters
         failed_builds = c.since_report("rebuild_failures")
         skipped = c.since_report("skipped")
+        fallbacks = c.since_report("fallback_frames")
         level, message = c.status(("rejected", "errors"), "could not be encoded", self.last_error,
                                   "received", "waiting for images", f"encoding with {self.label}")
         problems = []
@@ -544,6 +584,9 @@ class EncoderStage:
         if skipped:
             problems.append(f"{skipped} frame(s) skipped (sent as a repeat of the previous one): "
                             f"kbps={target:g} is too low for this content")
+        if fallbacks:
+            problems.append(f"{fallbacks} frame(s) coded classically (the segmenter could not read them: "
+                            f"more uncertain pixels than fallback= allows)")
         if problems:
             keep = "" if message.startswith(("waiting", "encoding")) else f"; {message}"
             level, message = "WARN", "; ".join(problems) + keep
@@ -576,6 +619,9 @@ class EncoderStage:
             "key_frame_reasons": " ".join(f"{k}:{v}" for k, v in sorted(self.key_reasons.items())) or "-",
             "key_frame_requests": str(c["key_requests"]),
             "frames_skipped": str(c["skipped"]),
+            "roi_frames": str(c["roi_frames"]),
+            "fallback_frames": str(c["fallback_frames"]),
+            "roi_dropped": str(c["roi_dropped"]),
             "stamp_anomalies": str(c["stamp_anomalies"]),
             "last_stamp_anomaly": self.last_stamp_anomaly or "-",
             "resolution_changes": str(c["resolution_changes"]),

@@ -78,6 +78,7 @@ class SelectiveCoder:
         if (self.user_path or self.user_boxes) and "user" not in self.sources:
             raise UsageError("roi_mask / roi_boxes given but roi does not include 'user' (e.g. roi=user)")
         self._classes: int | None = None
+        self._user_cache: tuple | None = None
         self._calibration = None
         self.frames = 0
         self.fallbacks = 0
@@ -122,17 +123,27 @@ class SelectiveCoder:
             counts["uncertain"] = int(uncertain.sum())
             cells |= uncertain
         if "user" in self.sources:
-            px = np.zeros((H, W), bool)
-            if self.user_path:
-                px |= masks.load_user_mask(self.user_path, H, W)
-            if self.user_boxes:
-                px |= masks.parse_boxes(self.user_boxes, H, W)
-            u = masks.pixels_to_cells(px, factor, shape)
+            u = masks.pixels_to_cells(self.user_pixels(H, W), factor, shape)
             counts["user"] = int(u.sum())
             cells |= u
         if counts.get("uncertain") or counts.get("user"):
             rule = None                 # not derivable from the map: the mask goes explicitly
         return cells, rule, uncertain, counts
+
+    def user_pixels(self, H: int, W: int) -> np.ndarray:
+        """The user's mask and boxes as (H, W) bool; the mask file is read again only when it changes."""
+        import os
+
+        stamp = os.stat(self.user_path).st_mtime_ns if self.user_path and os.path.exists(self.user_path) else None
+        key = (H, W, stamp)
+        if self._user_cache is None or self._user_cache[0] != key:
+            px = np.zeros((H, W), bool)
+            if self.user_path:
+                px |= masks.load_user_mask(self.user_path, H, W)
+            if self.user_boxes:
+                px |= masks.parse_boxes(self.user_boxes, H, W)
+            self._user_cache = (key, px)
+        return self._user_cache[1]
 
     def budget_for(self, H: int, W: int, semantic_bytes: int, cap: int | None = None) -> int:
         if cap is not None:          # stream rate control sets the frame's limit: no error, the loop adapts
@@ -176,8 +187,8 @@ class SelectiveCoder:
         if got is None:
             self.dropped += 1
             rep.dropped = True
-            log.warning("ROI of %d cells does not fit the %d-byte budget (%d bytes of semantics): sent without "
-                        "it", rep.cells, budget, semantic_bytes)
+            log.info("ROI of %d cells does not fit the %d-byte budget (%d bytes of semantics): sent without "
+                     "it", rep.cells, budget, semantic_bytes)
             return "semantic", None, rep
         hevc, rep.shift, rep.q = got
         payload = layer.encode(RoiData(mask, box, rep.shift, hevc))
