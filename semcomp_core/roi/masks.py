@@ -61,10 +61,11 @@ def parse_sources(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
-def class_set(text: str, class_names: list[str] | None, num_classes: int) -> int:
-    """Bit set of the classes named (or numbered) in a comma-separated list; UsageError on unknown names."""
+def class_ids(text: str, class_names: list[str] | None, num_classes: int) -> list[int]:
+    """The classes named (or numbered) in a '+'- or ','-separated list, in the order given (the ROI's
+    priority), without repeats; UsageError on unknown names."""
     names = [n.lower() for n in (class_names or [])]
-    bits = 0
+    out: list[int] = []
     for item in (t.strip() for t in text.replace("+", ",").split(",")):
         if not item:
             continue
@@ -75,6 +76,15 @@ def class_set(text: str, class_names: list[str] | None, num_classes: int) -> int
         else:
             known = ", ".join(class_names or [str(i) for i in range(num_classes)])
             raise UsageError(f"roi_classes: unknown class {item!r} (the segmenter's classes: {known})")
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def class_set(text: str, class_names: list[str] | None, num_classes: int) -> int:
+    """Bit set of the classes named (or numbered) in a comma-separated list; UsageError on unknown names."""
+    bits = 0
+    for c in class_ids(text, class_names, num_classes):
         bits |= 1 << c
     return bits
 
@@ -87,6 +97,26 @@ def dilate(cells: np.ndarray, radius: int) -> np.ndarray:
 
     k = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     return cv2.dilate(cells.astype(np.uint8), k).astype(bool)
+
+
+def opening(cells: np.ndarray, size: int = 2) -> np.ndarray:
+    """Morphological opening by a size x size square: only regions at least that many cells wide stay."""
+    if not cells.any():
+        return cells.copy()
+    import cv2
+
+    k = np.ones((size, size), np.uint8)
+    return cv2.morphologyEx(cells.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
+
+
+def components(cells: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected regions of a bool cell map, each as a bool map (in label order)."""
+    if not cells.any():
+        return []
+    import cv2
+
+    n, lab = cv2.connectedComponents(cells.astype(np.uint8), connectivity=8)
+    return [lab == i for i in range(1, n)]
 
 
 def rule_cells(labels: np.ndarray, classes: int, dilation: int) -> np.ndarray:

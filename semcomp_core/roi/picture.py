@@ -66,10 +66,10 @@ def encode_picture(picture: np.ndarray, q: int, effort: int = EFFORT) -> bytes:
 
 
 def encode_at_budget(pixels: np.ndarray, allowance: int, size_of: Callable[[bytes, int], int],
-                     q_best: int, max_shift: int = MAX_SHIFT, effort: int = EFFORT):
+                     q_best: int, max_shift: int = MAX_SHIFT, effort: int = EFFORT, q_max: int = QP_MAX):
     """``(hevc, shift, q)`` of the finest coding of ``pixels`` (the box, at frame resolution) whose
-    layer -- ``size_of(hevc, shift)`` bytes -- fits ``allowance``: QP from ``q_best`` up to 51, then
-    the box downscaled by 2, 4, 8. None when nothing fits."""
+    layer -- ``size_of(hevc, shift)`` bytes -- fits ``allowance``: QP from ``q_best`` up to ``q_max``,
+    then the box downscaled by 2, 4, 8 (up to 2**max_shift). None when nothing fits."""
     for shift in range(max_shift + 1):
         pic = _downscale(pixels, shift)
         if min(pic.shape[:2]) < 8 and shift:
@@ -83,9 +83,9 @@ def encode_at_budget(pixels: np.ndarray, allowance: int, size_of: Callable[[byte
 
         if fits(q_best):
             return tried[q_best], shift, q_best
-        if q_best >= QP_MAX or not fits(QP_MAX):
+        if q_best >= q_max or not fits(q_max):
             continue
-        lo, hi = q_best, QP_MAX          # lo does not fit, hi fits
+        lo, hi = q_best, q_max           # lo does not fit, hi fits
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if fits(mid):

@@ -11,9 +11,11 @@ Per frame (sender):
 2. **fallback**: when the uncertain cells cover more than ``fallback`` of the frame, the frame cannot
    be read: it is coded whole as one HEVC intra picture at the budget (a full-frame ROI layer, no
    semantic layers) -- on such frames semcomp is the classic codec at the same bytes;
-3. otherwise the ROI's box (cells + one-cell margin) is coded at the finest QP (from ``roi_q``) and
-   the smallest downscale whose layer fits ``budget`` minus the semantic container's bytes; if
-   nothing fits, the ROI is dropped for this frame (counted, the frame stays semantic).
+3. otherwise the ROI's box (cells + one-cell margin) is coded at the finest QP (from ``roi_q``, at
+   most ``ROI_Q_MAX``) and downscale (at most 2x) whose layer fits ``budget`` minus the semantic
+   container's bytes; regions of lower priority are left out until it fits (user regions first, then
+   the class rule's, then the least confident); if nothing fits, the ROI is dropped for this frame
+   (counted, the frame stays semantic).
 
 ``budget`` (bytes per frame, everything on the link included) 0 = auto: ``AUTO_BPP`` bits per pixel
 (see BENCHMARKS.md "Selective coding" for the measurement behind it), never below the semantic
@@ -40,6 +42,9 @@ AUTO_BPP = 0.009
 FRAMING = 4
 #: dilation (cells) of the class rule
 CLASS_DILATION = 1
+#: the coarsest ROI coding: QP and downscale (2**shift); coarser pixels are no better than generated ones
+ROI_Q_MAX = 47
+ROI_MAX_SHIFT = 1
 
 
 @dataclass
@@ -57,6 +62,7 @@ class RoiReport:
     shift: int | None = None
     fallback: bool = False
     dropped: bool = False
+    regions: list = field(default_factory=list)   # [regions sent, regions found] (priority order)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -78,6 +84,7 @@ class SelectiveCoder:
         if (self.user_path or self.user_boxes) and "user" not in self.sources:
             raise UsageError("roi_mask / roi_boxes given but roi does not include 'user' (e.g. roi=user)")
         self._classes: int | None = None
+        self._order: dict[int, int] = {}
         self._user_cache: tuple | None = None
         self._calibration = None
         self.frames = 0
@@ -90,10 +97,12 @@ class SelectiveCoder:
 
     @property
     def classes(self) -> int:
+        """Bit set of ``roi_classes`` (checked against the segmenter's class table on first use)."""
         if self._classes is None:
             seg = self.codec.segmenter
-            self._classes = masks.class_set(self.codec.config["roi_classes"], seg.config.get("class_names"),
-                                            seg.num_classes)
+            ids = masks.class_ids(self.codec.config["roi_classes"], seg.config.get("class_names"), seg.num_classes)
+            self._order = {c: rank for rank, c in enumerate(ids)}
+            self._classes = sum(1 << c for c in ids)
         return self._classes
 
     def calibration(self):
@@ -105,30 +114,34 @@ class SelectiveCoder:
 
     # -- sender ----------------------------------------------------------------------------
     def cells(self, image: np.ndarray, labels: np.ndarray, grid_logits: np.ndarray, factor: int):
-        """(cells, rule-or-None, uncertain cells, per-source counts): ``rule`` when the mask is exactly the
-        class rule (the receiver can derive it), else the mask must be sent explicitly."""
+        """(components, rule-or-None, uncertain cells, per-source counts). ``components``: the ROI as
+        connected cell regions in priority order -- the user's first, then the class rule's (in
+        ``roi_classes`` order, smaller first), then the uncertain ones (least confident first);
+        ``rule`` when the whole mask is exactly the class rule (the receiver derives it)."""
         H, W = image.shape[:2]
         shape = labels.shape
-        cells = np.zeros(shape, bool)
-        counts, rule = {}, None
+        counts, rule, ranked = {}, None, []
         uncertain = np.zeros(shape, bool)
-        if "classes" in self.sources and self.classes:
-            c = masks.rule_cells(labels, self.classes, CLASS_DILATION)
-            counts["classes"] = int(c.sum())
-            cells |= c
-            rule = RoiMaskRule(self.classes, CLASS_DILATION) if self.classes < 1 << (MAX_RULE_CLASS + 1) else None
-        if "uncertain" in self.sources:
-            conf = self.calibration().confidence(grid_logits, grid=True)
-            uncertain = masks.uncertain_cells(conf, self.threshold)
-            counts["uncertain"] = int(uncertain.sum())
-            cells |= uncertain
         if "user" in self.sources:
             u = masks.pixels_to_cells(self.user_pixels(H, W), factor, shape)
             counts["user"] = int(u.sum())
-            cells |= u
+            ranked += [((0, 0, int(c.sum())), c) for c in masks.components(u)]
+        if "classes" in self.sources and self.classes:
+            c = masks.rule_cells(labels, self.classes, CLASS_DILATION)
+            counts["classes"] = int(c.sum())
+            for comp in masks.components(c):
+                first = min((self._order.get(int(v), 99) for v in np.unique(labels[comp])), default=99)
+                ranked.append(((1, first, int(comp.sum())), comp))
+            rule = RoiMaskRule(self.classes, CLASS_DILATION) if self.classes < 1 << (MAX_RULE_CLASS + 1) else None
+        if "uncertain" in self.sources:
+            conf = self.calibration().confidence(grid_logits, grid=True)
+            # regions the segmenter cannot read, not the thin band of doubt along every class boundary
+            uncertain = masks.opening(masks.uncertain_cells(conf, self.threshold))
+            counts["uncertain"] = int(uncertain.sum())
+            ranked += [((2, float(conf[c].mean()), 0), c) for c in masks.components(uncertain)]
         if counts.get("uncertain") or counts.get("user"):
             rule = None                 # not derivable from the map: the mask goes explicitly
-        return cells, rule, uncertain, counts
+        return [c for _, c in sorted(ranked, key=lambda kc: kc[0])], rule, uncertain, counts
 
     def user_pixels(self, H: int, W: int) -> np.ndarray:
         """The user's mask and boxes as (H, W) bool; the mask file is read again only when it changes."""
@@ -160,40 +173,53 @@ class SelectiveCoder:
                semantic_bytes: int, fallback_overhead: int, cap: int | None = None):
         """Decide the frame. Returns ``(mode, payload, report)``: mode ``"semantic"`` (payload None: no
         ROI), ``"roi"`` (payload = ROI layer to add) or ``"fallback"`` (payload = full-frame ROI layer
-        that replaces the semantic layers; ``fallback_overhead`` = container bytes around it)."""
+        that replaces the semantic layers; ``fallback_overhead`` = container bytes around it).
+
+        The ROI is coded no coarser than QP ``ROI_Q_MAX`` at half resolution: when all of it does not fit
+        the budget that way, its lowest-priority regions are left out (halving the list of regions until
+        the rest fits); when not even the first region fits, the ROI is dropped for this frame."""
         H, W = image.shape[:2]
         self.frames += 1
-        cells, rule, uncertain, counts = self.cells(image, labels, grid_logits, factor)
+        comps, rule, uncertain, counts = self.cells(image, labels, grid_logits, factor)
         budget = self.budget_for(H, W, semantic_bytes, cap)
+        cells = np.zeros(labels.shape, bool)
+        for c in comps:
+            cells |= c
         rep = RoiReport(sources=counts, cells=int(cells.sum()), budget=budget, semantic_bytes=semantic_bytes)
-        unc_px = masks.cells_to_pixels(uncertain, factor, H, W)
-        rep.uncertain = float(unc_px.mean())
+        rep.uncertain = float(masks.cells_to_pixels(uncertain, factor, H, W).mean())
         if rep.uncertain > self.fallback_share:
             return self._fallback(image, budget, fallback_overhead, rep, strict=cap is None)
-        box = masks.coded_box(cells, factor, H, W)
-        if box is None:
+        if not comps:
             return "semantic", None, rep
-        top, left, h, w = box
-        grown = masks.cells_to_pixels(masks.dilate(cells, 1), factor, H, W)
-        rep.area = float(grown.mean())
-        pixels = fill_outside(image[top:top + h, left:left + w], grown[top:top + h, left:left + w])
-        mask = rule if rule is not None else cells
         layer = RoiLayer()
+        n = len(comps)
+        while n:
+            sel = np.zeros(labels.shape, bool)
+            for c in comps[:n]:
+                sel |= c
+            mask = rule if (rule is not None and n == len(comps)) else sel
+            box = masks.coded_box(sel, factor, H, W)
+            top, left, h, w = box
+            grown = masks.cells_to_pixels(masks.dilate(sel, 1), factor, H, W)
+            pixels = fill_outside(image[top:top + h, left:left + w], grown[top:top + h, left:left + w])
 
-        def size_of(hevc, shift):
-            return len(layer.encode(RoiData(mask, box, shift, hevc)))
+            def size_of(hevc, shift, mask=mask, box=box):
+                return len(layer.encode(RoiData(mask, box, shift, hevc)))
 
-        got = encode_at_budget(pixels, budget - semantic_bytes - FRAMING, size_of, self.q_best)
-        if got is None:
-            self.dropped += 1
-            rep.dropped = True
-            log.info("ROI of %d cells does not fit the %d-byte budget (%d bytes of semantics): sent without "
-                     "it", rep.cells, budget, semantic_bytes)
-            return "semantic", None, rep
-        hevc, rep.shift, rep.q = got
-        payload = layer.encode(RoiData(mask, box, rep.shift, hevc))
-        rep.roi_bytes = len(payload)
-        return "roi", payload, rep
+            got = encode_at_budget(pixels, budget - semantic_bytes - FRAMING, size_of, self.q_best,
+                                   max_shift=ROI_MAX_SHIFT, q_max=max(self.q_best, ROI_Q_MAX))
+            if got is not None:
+                hevc, rep.shift, rep.q = got
+                payload = layer.encode(RoiData(mask, box, rep.shift, hevc))
+                rep.roi_bytes, rep.area, rep.cells = len(payload), float(grown.mean()), int(sel.sum())
+                rep.regions = [n, len(comps)]
+                return "roi", payload, rep
+            n //= 2
+        self.dropped += 1
+        rep.dropped = True
+        log.info("ROI of %d cells does not fit the %d-byte budget (%d bytes of semantics): sent without it",
+                 rep.cells, budget, semantic_bytes)
+        return "semantic", None, rep
 
     def _fallback(self, image, budget, overhead, rep, strict: bool = True):
         H, W = image.shape[:2]
