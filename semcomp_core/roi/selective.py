@@ -45,6 +45,8 @@ CLASS_DILATION = 1
 #: the coarsest ROI coding: QP and downscale (2**shift); coarser pixels are no better than generated ones
 ROI_Q_MAX = 47
 ROI_MAX_SHIFT = 1
+#: below this many bytes for the ROI layer nothing useful fits (header + parameter sets + a slice)
+MIN_ROI_BYTES = 40
 
 
 @dataclass
@@ -192,7 +194,8 @@ class SelectiveCoder:
         if not comps:
             return "semantic", None, rep
         layer = RoiLayer()
-        n = len(comps)
+        allowance = budget - semantic_bytes - FRAMING
+        n = len(comps) if allowance >= MIN_ROI_BYTES else 0
         while n:
             sel = np.zeros(labels.shape, bool)
             for c in comps[:n]:
@@ -206,7 +209,7 @@ class SelectiveCoder:
             def size_of(hevc, shift, mask=mask, box=box):
                 return len(layer.encode(RoiData(mask, box, shift, hevc)))
 
-            got = encode_at_budget(pixels, budget - semantic_bytes - FRAMING, size_of, self.q_best,
+            got = encode_at_budget(pixels, allowance, size_of, self.q_best,
                                    max_shift=ROI_MAX_SHIFT, q_max=max(self.q_best, ROI_Q_MAX))
             if got is not None:
                 hevc, rep.shift, rep.q = got
