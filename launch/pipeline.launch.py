@@ -69,7 +69,8 @@ def _nodes(context):
         package=PACKAGE, executable='encoder_node', name='encoder_node', output='screen',
         parameters=[params_file, _given(dict(common, **{
             'input_topic': camera, 'codec': arg('codec'), 'quality': quality,
-            'gop': gop, 'kbps': kbps, 'device': arg('device')}))],
+            'gop': gop, 'kbps': kbps, 'device': arg('device'),
+            'roi_mask': arg('roi_mask'), 'roi_boxes': arg('roi_boxes')}))],
     )]
     if _flag(arg('start_decoder')):
         nodes.append(Node(
@@ -113,6 +114,14 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'kbps', default_value='',
             description='Streams: bitrate budget in kbit/s (0 = off); empty keeps params_file.'),
+        DeclareLaunchArgument(
+            'roi_mask', default_value='',
+            description='Region of interest sent as pixels: a mask image of the camera frame size '
+                        '(semantic codecs); empty keeps params_file (none).'),
+        DeclareLaunchArgument(
+            'roi_boxes', default_value='',
+            description='Region of interest as boxes "x0,y0,x1,y1;..." in frame pixels; empty keeps '
+                        'params_file (none).'),
         DeclareLaunchArgument(
             'device', default_value='',
             description='cpu, cuda or cuda:N for encoder and decoder; empty keeps params_file.'),

@@ -79,7 +79,7 @@ def test_cache_is_keyed_by_weights_and_rebuilt_when_damaged(tiny, cache):
 
 def test_codec_round_trip_with_onnxruntime_matches_torch(tiny, sample_image):
     root = tiny[0]
-    models = f"segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    models = f"segmenter={root / 'seg'}:decoder={root / 'gen'}:roi=none"
     img = sample_image[:96, :128]
     data_t = codecs.create(f"semantic-gan:{models}").encode(img)
     data_o = codecs.create(f"semantic-gan:backend=onnxruntime:{models}").encode(img)
@@ -171,7 +171,7 @@ def test_cli_export_writes_every_network_with_codec_sidecars(tiny, tmp_path, cap
     from semcomp_core.cli.main import main
 
     root = tiny[0]
-    spec = f"semantic-gan:segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    spec = f"semantic-gan:segmenter={root / 'seg'}:decoder={root / 'gen'}:roi=none"
     assert main(["export", "--codec", spec, "--sizes", "72x104", "--out", str(tmp_path / "x")]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert [x["network"] for x in lines] == ["segmenter", "generator"]
@@ -190,7 +190,7 @@ def test_cli_backend_option_round_trips(tiny, tmp_path, sample_paths, capsys):
     from semcomp_core.imageio import load_image
 
     root = tiny[0]
-    spec = f"semantic-gan:segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    spec = f"semantic-gan:segmenter={root / 'seg'}:decoder={root / 'gen'}:roi=none"
     smc = tmp_path / "f.smc"
     assert main(["encode", str(sample_paths[0]), "-o", str(smc), "--codec", spec, "--backend", "onnxruntime"]) == 0
     outs = {}

@@ -31,10 +31,19 @@ def _layers(data: bytes) -> dict[int, bytes]:
     return {int(lid): payload for lid, payload in unpack(data).layers}
 
 
-def test_default_codec_sends_no_roi_and_is_unchanged(frame):
-    plain = build("semantic-gan").encode(frame)
-    assert LayerId.ROI not in _layers(plain)
+def test_default_budget_leaves_no_roi_room_at_480x360_and_some_at_1024x512(frame):
+    """The auto budget (0.009 bpp) is about a 480x360 frame's semantic layers: CamVid-size frames stay
+    semantic (byte-identical to roi=none); a 1024x512 frame has room for pixels."""
+    codec = build("semantic-gan")
+    assert codec.config["roi"] == "classes+uncertain"
+    plain = codec.encode(frame)
+    assert LayerId.ROI not in _layers(plain) and codec.last_roi.budget == 194
     assert build("semantic-gan:roi=none").encode(frame) == plain
+    import cv2
+
+    big = cv2.resize(frame[60:300], (1024, 512), interpolation=cv2.INTER_CUBIC)
+    data = codec.encode(big)
+    assert LayerId.ROI in _layers(data) and len(data) <= 590 == codec.last_roi.budget
 
 
 def test_class_roi_is_a_rule_within_budget_and_sharpens_the_region(frame):
@@ -178,7 +187,7 @@ def test_cli_encode_roi_options_and_errors(frame, tmp_path):
                               "--roi-boxes", "96,96,192,200"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)["roi"]
-    assert rep["sources"] == {"user": 156} and rep["roi_bytes"] == roi_split(out.read_bytes())[0] > 0
+    assert rep["sources"]["user"] == 156 and rep["roi_bytes"] == roi_split(out.read_bytes())[0] > 0
     r = subprocess.run(exe + ["encode", str(SAMPLES[0]), "-o", str(out), "--codec", "bpg", "--roi-boxes", "1,1,5,5"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "region-of-interest" in r.stderr

@@ -21,7 +21,7 @@ def tiny_models(tmp_path_factory):
     torch.manual_seed(0)
     save_model(DDRNetSeg.tiny(num_classes=11).eval(), root / "seg")
     save_model(SPADEGenerator.tiny(num_classes=11).eval(), root / "gen")
-    return f"segmenter={root / 'seg'}:decoder={root / 'gen'}"
+    return f"segmenter={root / 'seg'}:roi=none:decoder={root / 'gen'}"  # random weights: all uncertain
 
 
 
@@ -67,7 +67,7 @@ def test_receiver_renders_the_encoders_seed_whatever_its_own_config(sample_image
     enc = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
     data = enc.encode(sample_image[:96, :128])
     assert DecoderParamsLayer().decode(unpack(data).layer(LayerId.DECODER_PARAMS)).seed == 5
-    dec_opts = tiny_models.split(":", 1)[1]          # decoder=<dir>: the receiver's own choice
+    dec_opts = "decoder=" + tiny_models.split("decoder=")[1]  # the receiver's own choice
     via_receiver = codecs.decode(data, receiver=dec_opts)
     via_bench = BenchRunner.receive(enc, data)
     via_stage = DecoderStage(decoder_options=dec_opts).decode(data, None).image
@@ -78,7 +78,7 @@ def test_receiver_renders_the_encoders_seed_whatever_its_own_config(sample_image
 
 def test_wire_label_has_no_local_paths(tiny_models):
     c = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
-    assert c.wire_label() == "semantic-gan:level=2:seed=5"
+    assert c.wire_label() == "semantic-gan:level=2:seed=5:roi=none"
     assert "decoder=" in c.label()
     assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold",
                                   "render_pixels": 480 * 360}

@@ -45,12 +45,15 @@ ROW_FIELDS = ["transform", "codec", "frames", "frames_with_gt", "height", "width
               "eval_miou_work_vs_gt", "miou_recon_vs_gt",
               "eval_miou_recon_vs_gt", "miou_recon_work_vs_gt", "eval_miou_recon_work_vs_gt", "preservation",
               "eval_preservation", "miou_recon_vs_orig",
-              "eval_miou_recon_vs_orig", "encode_ms", "decode_ms"]
+              "eval_miou_recon_vs_orig", "encode_ms", "decode_ms", "roi_bytes", "roi_share", "roi_frames",
+              "fallback_frames", "roi_dropped"]
 _FROM_RUNNER = ("bytes", "bpp", "psnr", "ms_ssim", "miou_recon_vs_gt", "eval_miou_recon_vs_gt",
                 "miou_recon_work_vs_gt", "eval_miou_recon_work_vs_gt", "preservation",
-                "eval_preservation", "miou_recon_vs_orig", "eval_miou_recon_vs_orig", "encode_ms", "decode_ms")
+                "eval_preservation", "miou_recon_vs_orig", "eval_miou_recon_vs_orig", "encode_ms", "decode_ms",
+                "roi_bytes", "roi_share", "roi_frames", "fallback_frames", "roi_dropped")
 TABLE_COLUMNS = [("transform", "transform", "{}"), ("codec", "codec", "{}"), ("size", "size", "{}"),
-                 ("bytes", "bytes", "{:.0f}"), ("psnr", "PSNR", "{:.2f}"),
+                 ("bytes", "bytes", "{:.0f}"), ("roi_bytes", "ROI", "{:.0f}"), ("fallback_frames", "fallback", "{}"),
+                 ("psnr", "PSNR", "{:.2f}"),
                  ("miou_seg_vs_gt", "mIoU(seg)", "{:.3f}"), ("eval_miou_vs_gt", "mIoU(ind)", "{:.3f}"),
                  ("miou_seg_work_vs_gt", "mIoU(seg@work)", "{:.3f}"),
                  ("eval_miou_work_vs_gt", "mIoU(ind@work)", "{:.3f}"),

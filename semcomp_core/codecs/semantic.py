@@ -136,10 +136,12 @@ class SemanticGanCodec(Codec):
                      low=0.0, high=1000.0),
         "max_bytes": Param(int, 0, "no stream frame larger than this (0 = no cap)", low=0, high=2**20),
         # -- selective coding (semcomp_core.roi): pixels where it matters or where the segmenter is unsure --
-        "roi": Param(str, "none", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
+        "roi": Param(str, "classes+uncertain", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
                      "classes (roi_classes), uncertain (confidence < roi_conf), user (roi_mask / roi_boxes)"),
         "roi_classes": Param(str, "Pedestrian+Bicyclist+SignSymbol", "classes whose cells (dilated by one) are "
-                             "sent as pixels with roi=classes (names or ids, '+'- or ','-separated)"),
+                             "sent as pixels with roi=classes, in priority order (names or ids, '+'- or "
+                             "','-separated; the default also finds person/rider/traffic sign in other label "
+                             "tables)"),
         "roi_conf": Param(float, 0.5, "roi=uncertain: cells whose calibrated confidence (max softmax "
                           "probability) is below this are sent as pixels", low=0.0, high=1.0),
         "roi_mask": Param(str, "", "roi=user: mask image of the frame's size (nonzero = ROI) or .npy",

@@ -81,6 +81,24 @@ def class_ids(text: str, class_names: list[str] | None, num_classes: int) -> lis
     return out
 
 
+#: the default ``roi_classes`` and the names they go by in other label tables (CamVid, Cityscapes, ...)
+DEFAULT_CLASSES = "Pedestrian+Bicyclist+SignSymbol"
+SYNONYMS = {"pedestrian": ("pedestrian", "person", "people"), "bicyclist": ("bicyclist", "rider", "cyclist"),
+            "signsymbol": ("signsymbol", "traffic sign", "sign")}
+
+
+def default_class_ids(class_names: list[str] | None) -> list[int]:
+    """The default ROI classes found in a label table (by their usual names; none for an unnamed table)."""
+    names = [n.lower() for n in (class_names or [])]
+    out = []
+    for item in DEFAULT_CLASSES.lower().split("+"):
+        for alias in SYNONYMS[item]:
+            if alias in names and names.index(alias) not in out:
+                out.append(names.index(alias))
+                break
+    return out
+
+
 def class_set(text: str, class_names: list[str] | None, num_classes: int) -> int:
     """Bit set of the classes named (or numbered) in a comma-separated list; UsageError on unknown names."""
     bits = 0

@@ -102,7 +102,14 @@ class SelectiveCoder:
         """Bit set of ``roi_classes`` (checked against the segmenter's class table on first use)."""
         if self._classes is None:
             seg = self.codec.segmenter
-            ids = masks.class_ids(self.codec.config["roi_classes"], seg.config.get("class_names"), seg.num_classes)
+            text, names = self.codec.config["roi_classes"], seg.config.get("class_names")
+            if text == masks.DEFAULT_CLASSES:      # the default adapts to the segmenter's label table
+                ids = masks.default_class_ids(names)
+                if not ids:
+                    log.warning("roi=classes: none of the default ROI classes (%s) is in the segmenter's label "
+                                "table; set roi_classes", text)
+            else:
+                ids = masks.class_ids(text, names, seg.num_classes)
             self._order = {c: rank for rank, c in enumerate(ids)}
             self._classes = sum(1 << c for c in ids)
         return self._classes
@@ -190,7 +197,9 @@ class SelectiveCoder:
         rep = RoiReport(sources=counts, cells=int(cells.sum()), budget=budget, semantic_bytes=semantic_bytes)
         rep.uncertain = float(masks.cells_to_pixels(uncertain, factor, H, W).mean())
         if rep.uncertain > self.fallback_share:
-            return self._fallback(image, budget, fallback_overhead, rep, strict=cap is None)
+            # an explicit budget too small for the fallback is the user's error; an auto or rate-control
+            # budget just keeps the frame semantic (counted as dropped)
+            return self._fallback(image, budget, fallback_overhead, rep, strict=cap is None and self.budget > 0)
         if not comps:
             return "semantic", None, rep
         layer = RoiLayer()
@@ -233,7 +242,7 @@ class SelectiveCoder:
             return len(layer.encode(RoiData(None, box, shift, hevc)))
 
         got = encode_at_budget(image, budget - overhead - FRAMING, size_of, self.q_best)
-        if got is None and not strict:       # under stream rate control: the frame stays semantic
+        if got is None and not strict:       # the frame stays semantic
             self.dropped += 1
             rep.dropped = True
             return "semantic", None, rep
