@@ -281,3 +281,19 @@ def test_optional_layer_generator_exports_with_the_layers_input(tmp_path):
     export_onnx("generator", g, path)                # raises ExportError if onnxruntime disagrees with torch
     names = [i.name for i in onnx.load(str(path)).graph.input]
     assert names == ["onehot", "color", "noise", "layers"]
+
+
+def test_bench_reports_the_byte_split_and_fallbacks(frame, tmp_path):
+    from semcomp_core.bench.runner import BenchRunner
+
+    codecs_ = [build("semantic-gan:roi=classes:roi_classes=Car:budget=700"),
+               build("semantic-gan:roi=uncertain:fallback=0:budget=700"), build("bpg:q=51")]
+    runner = BenchRunner(codecs_, tmp_path, warmup=False)
+    rows = runner.run_frame("f0", frame)
+    summary = {s["codec"]: s for s in runner.finish()}
+    roi, fb, bpg = (summary[c.label()] for c in codecs_)
+    assert rows[0].row["roi_bytes"] == roi_split(rows[0].data)[0] > 0 and rows[0].row["fallback"] == 0
+    assert roi["roi_frames"] == 1 and roi["fallback_frames"] == 0
+    assert roi["roi_share"] == pytest.approx(rows[0].row["roi_bytes"] / len(rows[0].data))
+    assert fb["fallback_frames"] == 1 and fb["roi_frames"] == 0 and rows[1].row["fallback"] == 1
+    assert "roi_share" not in bpg and rows[2].row["roi_bytes"] == 0

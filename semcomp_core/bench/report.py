@@ -12,6 +12,7 @@ _PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("miou_recon_vs_
 
 def _default_columns() -> list[tuple[str, str, str]]:
     return [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
+            ("roi_share", "ROI share", "{:.2f}"), ("fallback_frames", "fallbacks", "{}"),
             ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
             ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),
             ("eval_miou_recon_vs_gt", "mIoU(gt,ind)", "{:.3f}"),
