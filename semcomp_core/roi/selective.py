@@ -19,7 +19,9 @@ Per frame (sender):
 
 ``budget`` (bytes per frame, everything on the link included) 0 = auto: ``AUTO_BPP`` bits per pixel
 (see BENCHMARKS.md "Selective coding" for the measurement behind it), never below the semantic
-layers' own size. A budget set explicitly that the semantic layers alone exceed is a UsageError.
+layers' own size. A budget set explicitly that the semantic layers alone exceed is a UsageError, and
+so is one too small for a fallback frame; an auto budget (or a stream's rate-control limit) keeps
+such frames semantic instead (counted as dropped).
 """
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bitstream import LayerId, encode_varint
 from ..errors import BitstreamError, UsageError
 from ..layers.roi import MAX_RULE_CLASS, RoiData, RoiLayer, RoiMaskRule
 from . import masks
@@ -292,9 +293,4 @@ def blend(rendered: np.ndarray, pixels: np.ndarray, weight: np.ndarray) -> np.nd
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def frame_overhead(H: int, W: int, extra_layers: int = 0) -> int:
-    """Container bytes around a single full-frame ROI layer (magic, version, codec id, sizes, count, CRC)."""
-    return 2 + 1 + 1 + len(encode_varint(H)) + len(encode_varint(W)) + 1 + 4 + extra_layers
-
-
-__all__ = ["SelectiveCoder", "RoiReport", "read_roi", "blend", "roi_cells", "decoded_pixels", "frame_overhead"]
+__all__ = ["SelectiveCoder", "RoiReport", "read_roi", "blend", "roi_cells", "decoded_pixels"]
