@@ -43,14 +43,14 @@ def test_sequence_bench_runs_codecs_as_streams(sequence_dir, tmp_path):
     assert run(["bench", "--data", sequence_dir, "--sequence", "--fps", 10, "--segmenter", "none",
                 "--codecs", "semantic-gan:gop=4,semantic-gan,jpeg:quality=5", "--out", out, "--quiet"]) == 0
     s = summary(out)
-    stream, intra, jpeg = s["semantic-gan:level=2:gop=4"], s["semantic-gan:level=2"], s["jpeg:quality=5"]
+    stream, intra, jpeg = s["semantic-gan:level=1:gop=4"], s["semantic-gan:level=1"], s["jpeg:quality=5"]
     assert (stream["key_frames"], intra["key_frames"], jpeg["key_frames"]) == (2, N, N)
     assert stream["bytes"] < 0.75 * intra["bytes"]
     # kbps = 8 x all bytes / (frames / fps)
     rows = json.loads((out / "per_image.json").read_text())
-    total = sum(r["bytes"] for r in rows if r["codec"] == "semantic-gan:level=2:gop=4")
+    total = sum(r["bytes"] for r in rows if r["codec"] == "semantic-gan:level=1:gop=4")
     assert stream["kbps"] == pytest.approx(8 * total / (N / 10) / 1e3)
-    assert [r["key"] for r in rows if r["codec"] == "semantic-gan:level=2:gop=4"] == [1, 0, 0, 0, 1, 0, 0, 0]
+    assert [r["key"] for r in rows if r["codec"] == "semantic-gan:level=1:gop=4"] == [1, 0, 0, 0, 1, 0, 0, 0]
     # flicker: without a segmenter over all pixels; a panning camera changes every frame
     assert stream["flicker_original"] > 1.0
     assert stream["flicker"] is not None and jpeg["flicker"] is not None
@@ -61,7 +61,7 @@ def test_without_sequence_every_frame_is_coded_alone(sequence_dir, tmp_path):
     out = tmp_path / "out"
     assert run(["bench", "--data", sequence_dir, "--segmenter", "none", "--codecs", "semantic-gan:gop=4",
                 "--out", out, "--quiet"]) == 0
-    row = summary(out)["semantic-gan:level=2:gop=4"]
+    row = summary(out)["semantic-gan:level=1:gop=4"]
     assert "key_frames" not in row and row["kbps"] is None
 
 
@@ -72,10 +72,10 @@ def test_flicker_is_zero_for_a_static_stream_and_measured_on_stable_pixels(tmp_p
     for i in range(4):
         runner.run_frame(f"f{i}", frame)
     rows = {r["codec"]: r for r in runner.finish()}
-    assert rows["semantic-gan:level=2:gop=30"]["flicker"] == 0.0
-    assert rows["semantic-gan:level=2:gop=30"]["flicker_original"] == 0.0
-    assert rows["semantic-gan:level=2:gop=30"]["kbps"] == pytest.approx(
-        8 * rows["semantic-gan:level=2:gop=30"]["bytes"] * 10 / 1e3)
+    assert rows["semantic-gan:level=1:gop=30"]["flicker"] == 0.0
+    assert rows["semantic-gan:level=1:gop=30"]["flicker_original"] == 0.0
+    assert rows["semantic-gan:level=1:gop=30"]["kbps"] == pytest.approx(
+        8 * rows["semantic-gan:level=1:gop=30"]["bytes"] * 10 / 1e3)
 
 
 def test_flicker_counts_only_pixels_whose_class_stayed(tmp_path):
@@ -135,7 +135,7 @@ def test_bag_bench_runs_stateful_codecs_in_message_order(tmp_path):
     rows = run_bag_bench(bag, "/camera/image_raw", [codecs.create("semantic-gan:gop=30"), codecs.create("semantic-gan")],
                          tmp_path / "out", progress=False)
     by = {r["codec"]: r for r in rows}
-    stream, intra = by["semantic-gan:level=2:gop=30"], by["semantic-gan:level=2"]
+    stream, intra = by["semantic-gan:level=1:gop=30"], by["semantic-gan:level=1"]
     assert stream["key_frames"] == 1 and intra["key_frames"] == N
     assert stream["bytes"] < 0.75 * intra["bytes"]
     assert stream["kbps"] == pytest.approx(8 * stream["bytes"] * 10 / 1e3, rel=1e-6)   # 10 Hz stamps
@@ -145,6 +145,6 @@ def test_a_budget_too_low_is_reported(sequence_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert run(["bench", "--data", sequence_dir, "--sequence", "--fps", 10, "--segmenter", "none",
                 "--codecs", "semantic-gan:gop=100:kbps=0.5", "--out", out, "--quiet"]) == 0
-    row = summary(out)["semantic-gan:level=2:gop=100:kbps=0.5"]
+    row = summary(out)["semantic-gan:level=1:gop=100:kbps=0.5"]
     assert row["skipped_frames"] > 0
     assert "repeats of the previous frame" in capsys.readouterr().err

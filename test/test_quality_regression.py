@@ -115,11 +115,11 @@ def test_default_codec_configuration(measured):
     codec = measured["codec"]
     assert codec.name == "semantic-gan"
     assert codec.config["seed"] == 0
-    assert codec.label() == "semantic-gan:level=2"  # level m
+    assert codec.label() == "semantic-gan:level=1"  # level s
     assert set(measured["frames"]) == set(REFERENCE["frames"]), "bundled sample frames changed"
     assert measured["num_classes"] == len(CamVid.classes) == 11
     for name, f in measured["frames"].items():
-        assert 100 < f["bytes"] < 300, (name, f["bytes"])  # level m: ~200 bytes per 480x360 frame
+        assert 80 < f["bytes"] < 250, (name, f["bytes"])  # level s: ~140 bytes per 480x360 frame
 
 
 def test_evaluation_segmenter_and_labels_unchanged(measured):

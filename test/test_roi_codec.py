@@ -31,19 +31,22 @@ def _layers(data: bytes) -> dict[int, bytes]:
     return {int(lid): payload for lid, payload in unpack(data).layers}
 
 
-def test_default_budget_leaves_no_roi_room_at_480x360_and_some_at_1024x512(frame):
-    """The auto budget (0.009 bpp) is about a 480x360 frame's semantic layers: CamVid-size frames stay
-    semantic (byte-identical to roi=none); a 1024x512 frame has room for pixels."""
-    codec = build("semantic-gan")
-    assert codec.config["roi"] == "classes+uncertain"
-    plain = codec.encode(frame)
-    assert LayerId.ROI not in _layers(plain) and codec.last_roi.budget == 194
-    assert build("semantic-gan:roi=none").encode(frame) == plain
+def test_default_selective_coding_stays_within_the_auto_budget(frame):
+    """Default: pixels only where the segmenter cannot read the frame (roi=uncertain), within the auto
+    budget of 0.009 bits per pixel (194 bytes at 480x360, 590 at 1024x512); an ROI is sent exactly when
+    uncertain regions were found and fitted."""
     import cv2
 
-    big = cv2.resize(frame[60:300], (1024, 512), interpolation=cv2.INTER_CUBIC)
-    data = codec.encode(big)
-    assert LayerId.ROI in _layers(data) and len(data) <= 590 == codec.last_roi.budget
+    codec = build("semantic-gan")
+    assert codec.config["roi"] == "uncertain" and codec.level.name == "s"
+    for image, budget in ((frame, 194), (cv2.resize(frame[60:300], (1024, 512), interpolation=cv2.INTER_CUBIC), 590)):
+        data = codec.encode(image)
+        rep = codec.last_roi
+        assert rep.budget == budget and len(data) <= budget
+        sent = LayerId.ROI in _layers(data)
+        assert sent == (rep.sources["uncertain"] > 0 and not rep.dropped and not rep.fallback)
+        if not sent:
+            assert data == build("semantic-gan:roi=none").encode(image)
 
 
 def test_class_roi_is_a_rule_within_budget_and_sharpens_the_region(frame):
@@ -73,7 +76,7 @@ def test_class_roi_is_a_rule_within_budget_and_sharpens_the_region(frame):
 
 
 def test_user_boxes_are_an_explicit_mask_covering_the_box(frame):
-    codec = build("semantic-gan:roi=user:roi_boxes=96,96,192,200:budget=900")
+    codec = build("semantic-gan:level=m:roi=user:roi_boxes=96,96,192,200:budget=900")
     data = codec.encode(frame)
     roi = RoiLayer().decode(_layers(data)[LayerId.ROI], frame=frame.shape[:2])
     assert isinstance(roi.mask, np.ndarray)
@@ -91,7 +94,7 @@ def test_tight_budget_drops_the_roi_and_counts_it(frame):
 
 
 def test_fallback_codes_the_whole_frame_classically_at_the_budget(frame):
-    codec = build("semantic-gan:roi=uncertain:fallback=0:budget=800")
+    codec = build("semantic-gan:roi=uncertain:roi_conf=1:fallback=0.5:budget=800")
     data = codec.encode(frame)
     layers = unpack(data).layers
     assert [lid for lid, _ in layers] == [LayerId.ROI]
@@ -148,7 +151,7 @@ def test_decoder_is_strict_about_roi_layers(frame):
     alone = pack(c.codec_id, c.height, c.width, [(LayerId.ROI, roi)])       # a masked ROI without its map
     with pytest.raises(BitstreamError, match="no seg map"):
         codec.decode(alone)
-    fb = build("semantic-gan:roi=uncertain:fallback=0:budget=800")
+    fb = build("semantic-gan:roi=uncertain:roi_conf=1:fallback=0.5:budget=800")
     full = unpack(fb.encode(frame)).layers[0][1]
     mixed = pack(c.codec_id, c.height, c.width, [lid_pl for lid_pl in c.layers if lid_pl[0] != LayerId.ROI]
                  + [(LayerId.ROI, full)])
@@ -172,7 +175,7 @@ def test_streams_carry_roi_in_inter_frames_and_restart_after_a_fallback(frame):
         assert out.shape == im.shape
         assert enc.last.details["roi"]["roi_bytes"] == roi_split(data)[0] > 0
     assert keys[0] and not keys[1]
-    fb = build("semantic-gan:gop=10:roi=uncertain:fallback=0:budget=800")
+    fb = build("semantic-gan:gop=10:roi=uncertain:roi_conf=1:fallback=0.5:budget=800")
     enc, dec = fb.open_encoder(15), fb.open_decoder()
     for i, im in enumerate(frames[:2]):
         data = enc.encode(im, i * 66_666_666)
@@ -183,7 +186,7 @@ def test_streams_carry_roi_in_inter_frames_and_restart_after_a_fallback(frame):
 def test_cli_encode_roi_options_and_errors(frame, tmp_path):
     exe = [sys.executable, "-m", "semcomp_core"]
     out = tmp_path / "a.smc"
-    r = subprocess.run(exe + ["encode", str(SAMPLES[0]), "-o", str(out), "--codec", "semantic-gan:budget=900",
+    r = subprocess.run(exe + ["encode", str(SAMPLES[0]), "-o", str(out), "--codec", "semantic-gan:level=m:budget=900",
                               "--roi-boxes", "96,96,192,200"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)["roi"]
@@ -287,7 +290,7 @@ def test_bench_reports_the_byte_split_and_fallbacks(frame, tmp_path):
     from semcomp_core.bench.runner import BenchRunner
 
     codecs_ = [build("semantic-gan:roi=classes:roi_classes=Car:budget=700"),
-               build("semantic-gan:roi=uncertain:fallback=0:budget=700"), build("bpg:q=51")]
+               build("semantic-gan:roi=uncertain:roi_conf=1:fallback=0.5:budget=700"), build("bpg:q=51")]
     runner = BenchRunner(codecs_, tmp_path, warmup=False)
     rows = runner.run_frame("f0", frame)
     summary = {s["codec"]: s for s in runner.finish()}

@@ -292,7 +292,7 @@ def test_encoder_node_stream_parameters(ros, camera_msg):
     assert node.stage.codec.config["kbps"] == 20.0 and node.stage.codec.config["gop"] == 5
     node.sub("/camera/image_raw").callback(msg)
     (out,) = node.pub("/camera/image_raw/semcomp").sent
-    assert out.format == "semcomp/semantic-gan:level=2:gop=5:kbps=20.0"
+    assert out.format == "semcomp/semantic-gan:level=1:gop=5:kbps=20.0"
     node.timers[0][1]()
     values = {kv.key: kv.value for kv in node.pub("/diagnostics").sent[0].status[0].values}
     assert (values["gop"], values["kbps_target"], values["key_frames"]) == ("5", "20", "1")

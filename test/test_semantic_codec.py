@@ -78,7 +78,7 @@ def test_receiver_renders_the_encoders_seed_whatever_its_own_config(sample_image
 
 def test_wire_label_has_no_local_paths(tiny_models):
     c = codecs.create(f"semantic-gan:seed=5:{tiny_models}")
-    assert c.wire_label() == "semantic-gan:level=2:seed=5:roi=none"
+    assert c.wire_label() == "semantic-gan:level=1:seed=5:roi=none"
     assert "decoder=" in c.label()
     assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold",
                                   "render_pixels": 480 * 360}

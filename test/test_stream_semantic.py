@@ -246,7 +246,7 @@ def test_map_grid_follows_the_frame_size():
     from PIL import Image
 
     big = np.asarray(Image.fromarray(image).resize((1024, 512), Image.BICUBIC))
-    codec = codecs.create("semantic-gan:roi=none")   # the semantic layers alone (no ROI pixels)
+    codec = codecs.create("semantic-gan:level=m:roi=none")   # the semantic layers alone (no ROI pixels)
     small_bytes, big_bytes = len(codec.encode(image)), len(codec.encode(big))
     assert big_bytes < 1.5 * small_bytes, (small_bytes, big_bytes)
     from semcomp_core.layers import SegMapLayer

@@ -136,7 +136,7 @@ class SemanticGanCodec(Codec):
                      low=0.0, high=1000.0),
         "max_bytes": Param(int, 0, "no stream frame larger than this (0 = no cap)", low=0, high=2**20),
         # -- selective coding (semcomp_core.roi): pixels where it matters or where the segmenter is unsure --
-        "roi": Param(str, "classes+uncertain", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
+        "roi": Param(str, "uncertain", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
                      "classes (roi_classes), uncertain (confidence < roi_conf), user (roi_mask / roi_boxes)"),
         "roi_classes": Param(str, "Pedestrian+Bicyclist+SignSymbol", "classes whose cells (dilated by one) are "
                              "sent as pixels with roi=classes, in priority order (names or ids, '+'- or "

@@ -36,7 +36,7 @@ LEVELS = (
     Level("l", 8, (24, 18), 10, 285),
     Level("xl", 4, (32, 24), 5, 505),
 )
-DEFAULT_LEVEL = 2
+DEFAULT_LEVEL = 1
 #: operating points of rate control, smallest first: two coarser than xs, then the levels
 RATE_POINTS = (
     Level("xxxs", 32, (4, 3), 24, 45),
