@@ -42,8 +42,11 @@ CONTAINERS = {
     "jpeg:quality=10": "jpeg_q10",
     "webp:quality=5": "webp_q5",
     "bpg:q=45:impl=x265": "bpg_q45",
-    "semantic-gan": "semantic-gan_m",
+    "semantic-gan:level=m:roi=none": "semantic-gan_m",
     "semantic-gan:level=xs:seed=7": "semantic-gan_xs_seed7",
+    # selective coding: an explicit-mask ROI layer, and a classic full-frame fallback frame
+    "semantic-gan:level=m:roi=user:roi_boxes=160,120,320,300:budget=700": "semantic-gan_roi",
+    "semantic-gan:roi=uncertain:roi_conf=1:fallback=0.5:budget=450": "semantic-gan_fallback",
 }
 
 

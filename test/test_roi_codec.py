@@ -68,11 +68,15 @@ def test_class_roi_is_a_rule_within_budget_and_sharpens_the_region(frame):
     assert 0.01 < inside.mean() < 0.5
     # inside the ROI the frame is far closer to the original than the generated one
     assert psnr(frame[inside], with_roi[inside]) > psnr(frame[inside], without[inside]) + 4.0
-    # outside the coded box the frame is the generator's
+    # outside the coded box the frame is the generator's: conditioned on the ROI (the shipped decoder has
+    # the roi optional layer), so not the unconditioned rendering, but close to it
+    assert "roi" in codec.generator.config.get("optional_layers", [])
     top, left, h, w = roi.box
     outside = np.ones(frame.shape[:2], bool)
     outside[top:top + h, left:left + w] = False
-    assert np.array_equal(with_roi[outside], codec.render(labels, factor, thumb, *frame.shape[:2], seed)[outside])
+    plain = codec.render(labels, factor, thumb, *frame.shape[:2], seed)
+    diff = np.abs(with_roi[outside].astype(int) - plain[outside].astype(int))
+    assert 0 < diff.mean() < 8
 
 
 def test_user_boxes_are_an_explicit_mask_covering_the_box(frame):

@@ -99,6 +99,7 @@ class _CodecStats:
     roi_bytes: int = 0
     roi_frames: int = 0
     fallback_frames: int = 0
+    roi_dropped_before: int = 0       # the codec's own counter when this run started
 
 
 def _finite(x: float) -> float | None:
@@ -130,6 +131,8 @@ class BenchRunner:
         self.warmup = warmup
         self.save_recon = save_recon
         self.stats = [_CodecStats(c, c.label()) for c in codecs]
+        for st in self.stats:
+            st.roi_dropped_before = getattr(getattr(st.codec, "selective", None), "dropped", 0)
         if segmenter is not None:
             base = SemanticPreservation(segmenter, num_classes)
             for i, st in enumerate(self.stats):
@@ -289,7 +292,7 @@ class BenchRunner:
             selective = getattr(st.codec, "selective", None)
             if st.roi_bytes or (selective is not None and selective.enabled):  # the byte split, the fallbacks
                 s["roi_frames"], s["fallback_frames"] = st.roi_frames, st.fallback_frames
-                s["roi_dropped"] = selective.dropped if selective is not None else 0
+                s["roi_dropped"] = selective.dropped - st.roi_dropped_before if selective is not None else 0
                 s["roi_share"] = st.roi_bytes / st.total_bytes if st.total_bytes else None
                 s["roi_bytes"] = st.roi_bytes / max(1, len(st.values["bytes"]))
             if self.stream:
