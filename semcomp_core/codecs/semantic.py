@@ -138,7 +138,7 @@ class SemanticGanCodec(Codec):
         # -- selective coding (semcomp_core.roi): pixels where it matters or where the segmenter is unsure --
         "roi": Param(str, "uncertain", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
                      "classes (roi_classes), uncertain (confidence < roi_conf), user (roi_mask / roi_boxes)"),
-        "roi_classes": Param(str, "Pedestrian+Bicyclist+SignSymbol", "classes whose cells (dilated by one) are "
+        "roi_classes": Param(str, "Pedestrian+Bicyclist+SignSymbol", "classes whose cells are "
                              "sent as pixels with roi=classes, in priority order (names or ids, '+'- or "
                              "','-separated; the default also finds person/rider/traffic sign in other label "
                              "tables)"),

@@ -4,7 +4,7 @@ Three sources, combined by union (codec parameter ``roi=classes+uncertain+user``
 
 * **classes** -- cells whose label is in a class set (``roi_classes=Pedestrian+Bicyclist+...``; ','
   works too outside ``bench --codecs`` lists, where ',' separates codecs),
-  dilated by one cell; the receiver derives this mask from the seg map it decodes, so it costs
+  (the coded margin around them gives the blend its room); the receiver derives this mask from the seg map it decodes, so it costs
   only the rule (:class:`~semcomp_core.layers.roi.RoiMaskRule`);
 * **uncertain** -- cells where the segmenter's calibrated confidence (max softmax probability
   after temperature scaling, ``models.confidence``) is below ``roi_conf``: what the segmenter

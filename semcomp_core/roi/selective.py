@@ -42,7 +42,7 @@ AUTO_BPP = 0.009
 #: layer framing in the container: id byte + length varint (<= 3 bytes for a layer under 2 MiB)
 FRAMING = 4
 #: dilation (cells) of the class rule
-CLASS_DILATION = 1
+CLASS_DILATION = 0
 #: the coarsest ROI coding: QP and downscale (2**shift); coarser pixels are no better than generated ones
 ROI_Q_MAX = 47
 ROI_MAX_SHIFT = 1
