@@ -6,9 +6,10 @@ Three sources, combined by union (codec parameter ``roi=classes+uncertain+user``
   works too outside ``bench --codecs`` lists, where ',' separates codecs),
   (the coded margin around them gives the blend its room); the receiver derives this mask from the seg map it decodes, so it costs
   only the rule (:class:`~semcomp_core.layers.roi.RoiMaskRule`);
-* **uncertain** -- cells where the segmenter's calibrated confidence (max softmax probability
-  after temperature scaling, ``models.confidence``) is below ``roi_conf``: what the segmenter
-  cannot read is sent as pixels instead of being hallucinated;
+* **uncertain** -- regions (at least 2x2 cells: a morphological opening, so not the thin band of
+  doubt along every class boundary) where the segmenter's calibrated confidence (max softmax
+  probability after temperature scaling, ``models.confidence``) is below ``roi_conf``: what the
+  segmenter cannot read is sent as pixels instead of being hallucinated;
 * **user** -- a mask image (``roi_mask=PATH``: any single-channel or RGB image of the frame's size,
   nonzero = ROI) or boxes (``roi_boxes=x0,y0,x1,y1;...`` in frame pixels, end exclusive).
 
