@@ -42,7 +42,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnostic_array,
                            hardware_id, run_node)
-from .params import declare_all, DECODER_PARAMS, validate_changes
+from .params import declare_all, DECODER_PARAMS, receiver_model_options, use_engine_cache, validate_changes
 from .qos import create_image_publisher, create_image_subscription
 
 
@@ -55,8 +55,10 @@ class DecoderNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_all(self, DECODER_PARAMS)
         p = self.params
+        use_engine_cache(p['engine_cache_dir'])
         self.stage = DecoderStage(p['device'], max_pixels=p['max_pixels'],
-                                  decoder_options=p['decoder_options'], backend=p['backend'])
+                                  decoder_options=self._receiver_options(p['decoder_options']),
+                                  backend=p['backend'])
         for implementation in self.stage.warm_up():  # networks loaded before the first frame
             self.get_logger().info(f'warmed up: {implementation}')
         self.hardware_id = hardware_id(p['input_topic'])
@@ -69,6 +71,10 @@ class DecoderNode(Node):
         self.diagnostics = create_diagnostics_publisher(self)
         self.timer = self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_parameters)
+
+    def _receiver_options(self, options):
+        """decoder_options with decoder=<model_dir>/decoder added (decoder_options naming one wins)."""
+        return receiver_model_options(options, self.params['model_dir'])
 
     def _on_bitstream(self, msg):
         frame = self.stage.decode_msg(msg)
@@ -92,7 +98,9 @@ class DecoderNode(Node):
             changes = validate_changes(DECODER_PARAMS, params)
             dropped = self.stage.configure(
                 device=changes.get('device'), max_pixels=changes.get('max_pixels'),
-                decoder_options=changes.get('decoder_options'), backend=changes.get('backend'))
+                decoder_options=(self._receiver_options(changes['decoder_options'])
+                                 if 'decoder_options' in changes else None),
+                backend=changes.get('backend'))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if dropped:

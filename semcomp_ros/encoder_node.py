@@ -55,20 +55,24 @@ background build starts from the on-set callback.
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from semcomp_core.pipeline import codec_param_resets, EncoderStage, roi_options, stream_settings, warm_up
+from semcomp_core.pipeline import (codec_param_resets, EncoderStage, model_options, roi_options,
+                                   stream_settings, warm_up)
 from sensor_msgs.msg import CompressedImage, Image
 
 from .node_runtime import (as_uint8_array, create_diagnostics_publisher, diagnostic_array,
                            hardware_id, run_node)
-from .params import declare_all, ENCODER_PARAMS, validate_changes
+from .params import declare_all, ENCODER_PARAMS, use_engine_cache, validate_changes
 from .qos import create_image_publisher, create_image_subscription
 
-_CODEC_KEYS = ('codec', 'quality', 'device', 'codec_options', 'gop', 'kbps', 'roi_mask', 'roi_boxes')
+_CODEC_KEYS = ('codec', 'quality', 'device', 'codec_options', 'gop', 'kbps', 'roi_mask', 'roi_boxes',
+               'backend', 'model_dir')
 
 
 def _options(p):
-    """codec_options with the user ROI parameters folded in (UsageError for a codec without ROI coding)."""
-    return roi_options(p['codec'], p['codec_options'], p['roi_mask'], p['roi_boxes'])
+    """codec_options with the user ROI, backend and model_dir parameters folded in (UsageError for a
+    codec without ROI coding, a model_dir without a segmenter)."""
+    options = roi_options(p['codec'], p['codec_options'], p['roi_mask'], p['roi_boxes'])
+    return model_options(p['codec'], options, p['backend'], p['model_dir'])
 
 
 class EncoderNode(Node):
@@ -80,6 +84,7 @@ class EncoderNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_all(self, ENCODER_PARAMS)
         p = self.params
+        use_engine_cache(p['engine_cache_dir'])
         self.stage = EncoderStage(p['codec'], p['quality'], p['device'], _options(p),
                                   gop=p['gop'], kbps=p['kbps'], log=self._stage_log)
         warm_up(self.stage.codec)  # models in memory before the first frame

@@ -35,6 +35,7 @@ the values here are the fallback when no parameter file is given.
 """
 
 from dataclasses import dataclass
+import os
 import re
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
@@ -152,6 +153,12 @@ _COMMON = (
               float_range=(0.0, 3600.0), read_only=True),
 )
 
+ENGINE_CACHE = ParamSpec(
+    'engine_cache_dir', '',
+    'Where ONNX exports and TensorRT engines are cached (SEMCOMP_CACHE for this process; engines '
+    'are keyed by ONNX sha256, TensorRT version, GPU, precision and profile, and rebuilt when stale); '
+    'empty: $SEMCOMP_CACHE or ~/.cache/semcomp. Read at start.', read_only=True)
+
 ENCODER_PARAMS = (
     ParamSpec('input_topic', '/camera/image_raw',
               'sensor_msgs/Image topic to compress (rgb8, bgr8, rgba8, bgra8, mono8; 16-bit '
@@ -210,6 +217,18 @@ ENCODER_PARAMS = (
               'Region of interest as boxes "x0,y0,x1,y1;..." in frame pixels (end exclusive), as '
               'roi_mask. /diagnostics counts roi_frames, fallback_frames (frames the segmenter '
               'could not read, coded classically at the budget) and roi_dropped.'),
+    ParamSpec('backend', '',
+              'Where the codec runs its networks (semantic codecs): torch, onnxruntime (exported to '
+              'ONNX once and cached under engine_cache_dir) or tensorrt (needs TensorRT and device '
+              'cuda); empty: the codec default (torch); a backend in codec/codec_options wins. '
+              'Codecs without networks ignore it. A backend that is not installed is refused with '
+              'one line naming it, never replaced by another.',
+              choices=('', 'torch', 'onnxruntime', 'tensorrt')),
+    ParamSpec('model_dir', '',
+              'Folder of the networks, one model folder each (segmenter/ here, decoder/ for '
+              'decoder_node), as semcomp_core/data/weights; empty: the shipped weights. A '
+              'segmenter= in codec/codec_options wins. Checked when set.'),
+    ENGINE_CACHE,
     ParamSpec('device', 'cpu', 'Where the codec runs: cpu, cuda or cuda:N.',
               pattern=DEVICE_PATTERN.pattern),
 ) + _COMMON
@@ -239,6 +258,11 @@ DECODER_PARAMS = (
               '(torch). A backend named in decoder_options wins. The networks are loaded and run '
               'once at start (warm-up), so the first frame has no loading spike.',
               choices=('', 'torch', 'onnxruntime', 'tensorrt')),
+    ParamSpec('model_dir', '',
+              'Folder of the networks (decoder/ = the generator this receiver runs), as '
+              'semcomp_core/data/weights; empty: the shipped weights. A decoder= in decoder_options '
+              'wins. Read at start.', read_only=True),
+    ENGINE_CACHE,
     ParamSpec('max_pixels', 0,
               'Reject bitstreams announcing more pixels than this before decoding (0: no limit '
               'beyond the container maximum of 16384 x 16384).',
@@ -337,3 +361,24 @@ def validate_changes(specs, params):
             continue
         out[p.name] = spec.validate(p.value)
     return out
+
+
+def use_engine_cache(folder: str) -> None:
+    """engine_cache_dir: where this process caches ONNX exports and TensorRT engines."""
+    if folder:
+        os.environ['SEMCOMP_CACHE'] = str(folder)
+
+
+def receiver_model_options(options: str, model_dir: str) -> str:
+    """Receiver options with decoder=<model_dir>/decoder added unless they name a decoder; ValueError
+    (UsageError) when model_dir has no decoder/config.json."""
+    from pathlib import Path
+
+    if not model_dir or 'decoder=' in (options or ''):
+        return options or ''
+    folder = Path(model_dir) / 'decoder'
+    if not (folder / 'config.json').is_file():
+        from semcomp_core.errors import UsageError
+        raise UsageError(f'model_dir {model_dir}: no decoder/config.json (a model folder per network, '
+                         f'as in semcomp_core/data/weights)')
+    return ':'.join(filter(None, [str(options or '').strip(':'), f'decoder={folder}']))

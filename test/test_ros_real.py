@@ -689,3 +689,39 @@ def test_user_roi_parameters_send_pixels_and_count_them(ros, camera, pan, nodes,
     assert "roi_mask" in enc.stage.last_error and "10x10, the frame is 96x64" in enc.stage.last_error
     bad = probe.set_param("encoder_node", "codec", "bpg")
     assert not bad.successful and "region-of-interest" in bad.reason
+
+
+def test_model_dir_backend_and_engine_cache_parameters(ros, camera, pan, nodes, tmp_path, monkeypatch):
+    """model_dir picks the networks (segmenter/ for the encoder, decoder/ for the decoder), backend where
+    they run, engine_cache_dir where exports are cached; a model_dir without the network is refused."""
+    import shutil
+
+    from semcomp_core.paths import WEIGHTS_DIR
+
+    monkeypatch.setenv("SEMCOMP_CACHE", str(tmp_path / "elsewhere"))
+    models = tmp_path / "models"
+    for name in ("segmenter", "decoder"):
+        shutil.copytree(WEIGHTS_DIR / name, models / name)
+    Encoder, Decoder, _ = nodes
+    enc = ros.start(Encoder, **common(camera, input_topic=camera, codec=SEM, gop=5, model_dir=str(models),
+                                      engine_cache_dir=str(tmp_path / "cache")))
+    dec = ros.start(Decoder, **common(camera, input_topic=camera + "/semcomp", model_dir=str(models)))
+    assert os.environ["SEMCOMP_CACHE"] == str(tmp_path / "cache")
+    assert enc.stage.codec.config["segmenter"] == str(models / "segmenter")
+    assert dec.stage.decoder_options == f"decoder={models / 'decoder'}"
+    probe = Probe(ros, camera)
+    probe.wait_connected(probe.image_pub)
+    probe.wait_connected(enc.publisher, 2)
+    bits = send_frame(probe, pan(0), 30 * S)
+    assert "models" not in bits.format                     # local paths never go on the wire
+    assert probe.wait_recon(30)
+    bad = probe.set_param("encoder_node", "model_dir", str(tmp_path))
+    assert not bad.successful and "segmenter/config.json" in bad.reason
+    bad = probe.set_param("encoder_node", "backend", "cuda-magic")
+    assert not bad.successful
+    assert probe.set_param("encoder_node", "backend", "onnxruntime").successful
+    assert enc.stage.wait(120)
+    assert enc.stage.codec.config["backend"] == "onnxruntime"
+    send_frame(probe, pan(1), 31 * S)
+    assert "onnxruntime" in enc.stage.codec.implementation
+    assert any((tmp_path / "cache").rglob("segmenter.onnx"))   # exported into engine_cache_dir

@@ -21,11 +21,11 @@ headers pass through untouched.
 from .benchmark_stage import BenchmarkStage
 from .decoder_stage import DecodedFrame, DecoderStage, check_device, raw_codec_class
 from .encoder_stage import (CODEC_PARAM_DEFAULTS, EncodedFrame, EncoderStage, build_and_warm_up, build_codec,
-                            codec_param_resets, resolve_codec, roi_options, stream_options, stream_settings, validate_codec,
+                            codec_param_resets, model_options, resolve_codec, roi_options, stream_options, stream_settings, validate_codec,
                             warm_up, wire_format)
 from .stats import LEVELS, Counters, DiagnosticReport, RateMeter, RollingWindow
 
 __all__ = ["BenchmarkStage", "CODEC_PARAM_DEFAULTS", "Counters", "DecodedFrame", "DecoderStage", "DiagnosticReport",
            "EncodedFrame", "EncoderStage", "LEVELS", "RateMeter", "RollingWindow", "build_and_warm_up", "build_codec",
            "check_device", "codec_param_resets", "raw_codec_class", "resolve_codec", "stream_options",
-           "roi_options", "stream_settings", "validate_codec", "warm_up", "wire_format"]
+           "model_options", "roi_options", "stream_settings", "validate_codec", "warm_up", "wire_format"]

@@ -58,6 +58,8 @@ also set them resets them to their defaults (``-1``, ``""``). ``gop`` and
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import threading
 import time
 from collections import Counter, deque
@@ -177,6 +179,31 @@ def roi_options(codec: str, options: str = "", mask: str = "", boxes: str = "") 
     base = dict(spec.params, **(parsed.params if parsed else {}))
     merged = with_user_source(cls, dict(parsed.params if parsed else {}, roi=base.get("roi", cls.params["roi"].default)),
                               mask, boxes)
+    return ":".join(f"{k}={v}" for k, v in merged.items())
+
+
+def model_options(codec: str, options: str = "", backend: str = "", model_dir: str = "") -> str:
+    """``options`` with where the networks come from and run (``encoder_node``'s ``backend`` and
+    ``model_dir`` parameters): ``backend=`` for codecs that run networks, ``segmenter=<model_dir>/segmenter``
+    for codecs with a segmenter (options that name them win). Codecs without networks ignore both.
+    UsageError when ``model_dir`` has no ``segmenter/config.json``."""
+    cls = _codec_class(codec)
+    if cls is None or not (backend or model_dir):
+        return str(options or "")
+    text = str(options or "").strip().strip(":")
+    (parsed,) = parse_spec("x:" + text) if text else (None,)
+    merged = dict(parsed.params if parsed else {})
+    (spec,) = parse_spec(codec)
+    if backend and "backend" in cls.params and "backend" not in merged and "backend" not in spec.params:
+        merged["backend"] = backend
+    if model_dir and "segmenter" in cls.params and "segmenter" not in merged and "segmenter" not in spec.params:
+        folder = Path(model_dir) / "segmenter"
+        if not (folder / "config.json").is_file():
+            raise UsageError(f"model_dir {model_dir}: no segmenter/config.json (a model folder per network: "
+                             f"segmenter/, decoder/, as in semcomp_core/data/weights)")
+        if ":" in str(folder):
+            raise UsageError(f"model_dir cannot contain ':' (the option separator): {model_dir!r}")
+        merged["segmenter"] = str(folder)
     return ":".join(f"{k}={v}" for k, v in merged.items())
 
 
