@@ -236,3 +236,43 @@ def test_every_shipped_network_exports_with_parity(tmp_path, capsys):
         assert side["codec_config"]["label_table"] and side["source"] == "shipped"
         assert r["max_abs_error"] <= ex.TOLERANCE[r["network"]] and "bundled_frame" in r["checked"]
     assert next(r for r in rows if r["network"] == "segmenter")["label_agreement"] >= ex.MIN_LABEL_AGREEMENT
+
+
+@pytest.mark.gpu
+def test_onnxruntime_cuda_binds_torch_cuda_tensors(tmp_path):
+    """CUDA provider: inputs bound with IOBinding (torch CUDA tensors in place) give the torch output."""
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    if not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs a CUDA GPU and onnxruntime-gpu")
+    from semcomp_core.inference.export import export_onnx
+    from semcomp_core.inference.ort_backend import OrtRunner
+    from semcomp_core.models import DDRNetSeg
+
+    model = DDRNetSeg.tiny(num_classes=11).eval()
+    path = tmp_path / "segmenter.onnx"
+    export_onnx("segmenter", model, path)
+    runner = OrtRunner("segmenter", path, "cuda")
+    assert runner.cuda_index == 0 and "CUDAExecutionProvider" in runner.provider
+    x = torch.rand(1, 3, 64, 96) * 255
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = runner(image=x.cuda())
+    assert np.abs(got - ref).max() < 1e-2
+    assert np.abs(runner(image=x.numpy()) - ref).max() < 1e-2
+
+
+def test_onnxruntime_cpu_runs_without_io_binding(tmp_path):
+    torch = pytest.importorskip("torch")
+    from semcomp_core.inference.export import export_onnx
+    from semcomp_core.inference.ort_backend import OrtRunner
+    from semcomp_core.models import DDRNetSeg
+
+    model = DDRNetSeg.tiny(num_classes=11).eval()
+    path = tmp_path / "segmenter.onnx"
+    export_onnx("segmenter", model, path)
+    runner = OrtRunner("segmenter", path, "cpu")
+    assert runner.cuda_index is None
+    x = torch.rand(1, 3, 64, 96) * 255
+    with torch.no_grad():
+        assert np.abs(runner(image=x) - model(x).numpy()).max() < 1e-2
