@@ -221,6 +221,7 @@ class SemanticGanCodec(Codec):
         gen = self.generator
         return {"codec": self.name, "codec_id": int(CodecId.SEMANTIC_GAN), "num_classes": gen.num_classes,
                 "class_names": gen.config.get("class_names"), "label_table": f"{self.label_table(gen):#06x}",
+                "optional_layers": list(gen.config.get("optional_layers") or []),
                 "levels": [dict(name=lv.name, map_factor=lv.map_factor, thumb=list(lv.thumb), color_qi=lv.color_qi)
                            for lv in LEVELS]}
 
