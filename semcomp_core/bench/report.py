@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-_PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("miou_recon_vs_gt", "mIoU vs ground truth"),
+_PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("edge_f", "edge F-score (Canny, 2 px)"),
+                 ("miou_recon_vs_gt", "mIoU vs ground truth"),
                  ("eval_miou_recon_vs_gt", "mIoU vs ground truth\n(independent segmenter)"),
                  ("miou_recon_vs_orig", "mIoU vs seg(original)")]
 
@@ -13,7 +14,7 @@ _PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("miou_recon_vs_
 def _default_columns() -> list[tuple[str, str, str]]:
     return [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
             ("roi_share", "ROI share", "{:.2f}"), ("fallback_frames", "fallbacks", "{}"),
-            ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
+            ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"), ("edge_f", "edge F", "{:.3f}"),
             ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),
             ("eval_miou_recon_vs_gt", "mIoU(gt,ind)", "{:.3f}"),
             ("eval_preservation", "kept(ind)", "{:.3f}"),

@@ -41,13 +41,13 @@ from ..metrics.segmentation import ConfusionAccumulator, confusion_matrix, mean_
 from .camera_transforms import TRANSFORMS, frame_rng
 
 ROW_FIELDS = ["transform", "codec", "frames", "frames_with_gt", "height", "width", "bytes", "bpp", "psnr",
-              "ms_ssim", "miou_seg_vs_gt", "eval_miou_vs_gt", "pixel_accuracy_seg_vs_gt", "miou_seg_work_vs_gt",
+              "ms_ssim", "edge_f", "miou_seg_vs_gt", "eval_miou_vs_gt", "pixel_accuracy_seg_vs_gt", "miou_seg_work_vs_gt",
               "eval_miou_work_vs_gt", "miou_recon_vs_gt",
               "eval_miou_recon_vs_gt", "miou_recon_work_vs_gt", "eval_miou_recon_work_vs_gt", "preservation",
               "eval_preservation", "miou_recon_vs_orig",
               "eval_miou_recon_vs_orig", "encode_ms", "decode_ms", "roi_bytes", "roi_share", "roi_frames",
               "fallback_frames", "roi_dropped"]
-_FROM_RUNNER = ("bytes", "bpp", "psnr", "ms_ssim", "miou_recon_vs_gt", "eval_miou_recon_vs_gt",
+_FROM_RUNNER = ("bytes", "bpp", "psnr", "ms_ssim", "edge_f", "miou_recon_vs_gt", "eval_miou_recon_vs_gt",
                 "miou_recon_work_vs_gt", "eval_miou_recon_work_vs_gt", "preservation",
                 "eval_preservation", "miou_recon_vs_orig", "eval_miou_recon_vs_orig", "encode_ms", "decode_ms",
                 "roi_bytes", "roi_share", "roi_frames", "fallback_frames", "roi_dropped")

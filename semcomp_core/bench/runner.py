@@ -58,16 +58,16 @@ from ..bitstream import bits_per_pixel, unpack
 from ..codecs import Codec, decoder_for, receiver_instance
 from ..errors import UsageError
 from ..imageio import save_png
-from ..metrics import SemanticPreservation, ms_ssim, psnr, psnr_for_mean
+from ..metrics import SemanticPreservation, edge_f_score, ms_ssim, psnr, psnr_for_mean
 
 PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "lossless",
-                    "ms_ssim",
+                    "ms_ssim", "edge_f",
                     "encode_ms", "decode_ms", "roi_bytes", "fallback",
                     "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
                     "eval_miou_recon_vs_orig", "eval_miou_orig_vs_gt", "eval_miou_recon_vs_gt"]
 _SEM_ROW = ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt")
 _SEM_SUMMARY = ("miou_orig_vs_gt", "miou_recon_vs_gt", "miou_recon_vs_orig", "preservation")
-SUMMARY_METRICS = ["bytes", "bpp", "psnr", "ms_ssim", "encode_ms", "decode_ms"]
+SUMMARY_METRICS = ["bytes", "bpp", "psnr", "ms_ssim", "edge_f", "encode_ms", "decode_ms"]
 
 
 @dataclass
@@ -184,6 +184,7 @@ class BenchRunner:
             row = {"image": name, "codec": st.label, "implementation": self.implementation(st),
                    "height": h, "width": w, "bytes": len(data), "bpp": bits_per_pixel(len(data), h, w),
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
+                   "edge_f": edge_f_score(image, recon).f,
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
             row["roi_bytes"], row["fallback"] = roi_split(data)
             st.roi_bytes += row["roi_bytes"]

@@ -6,11 +6,14 @@
 * semantics: :func:`confusion_matrix`, :func:`iou_per_class`, :func:`mean_iou`,
   :func:`pixel_accuracy`, :class:`ConfusionAccumulator`,
   :class:`SemanticPreservation` (segmenter on original vs reconstruction)
+* structure: :func:`edge_f_score` (fixed Canny detector, matches within 2 px: how much of the
+  original's edges -- lane markings, kerbs, outlines -- a reconstruction keeps)
 * perception (optional, offline only): :func:`lpips_available`, :func:`lpips_distance`
 
 Importing this package imports neither torch nor any model.
 """
 from ..bitstream.container import bits_per_pixel
+from .edges import EdgeScore, edge_f_score, edge_map
 from .image_quality import PSNR_CAP_DB, ms_ssim, psnr, psnr_for_mean
 from .lpips_metric import lpips_available, lpips_distance
 from .segmentation import (
@@ -24,6 +27,9 @@ from .segmentation import (
 )
 
 __all__ = [
+    "EdgeScore",
+    "edge_f_score",
+    "edge_map",
     "bits_per_pixel",
     "psnr",
     "psnr_for_mean",
