@@ -153,17 +153,31 @@ def test_decoder_is_strict_about_roi_layers(frame):
     with pytest.raises(BitstreamError, match="more than one ROI"):
         codec.decode(twice)
     alone = pack(c.codec_id, c.height, c.width, [(LayerId.ROI, roi)])       # a masked ROI without its map
-    with pytest.raises(BitstreamError, match="no seg map"):
+    with pytest.raises(BitstreamError, match="missing layer"):
         codec.decode(alone)
     fb = build("semantic-gan:roi=uncertain:roi_conf=1:fallback=0.5:budget=800")
     full = unpack(fb.encode(frame)).layers[0][1]
     mixed = pack(c.codec_id, c.height, c.width, [lid_pl for lid_pl in c.layers if lid_pl[0] != LayerId.ROI]
                  + [(LayerId.ROI, full)])
-    with pytest.raises(BitstreamError, match="beside semantic layers"):
+    with pytest.raises(BitstreamError, match="only the full-frame ROI layer may appear"):
         codec.decode(mixed)
     extra = pack(c.codec_id, c.height, c.width, [(LayerId.ROI, full), (LayerId.DECODER_PARAMS, b"\0\0\0")])
     with pytest.raises(BitstreamError, match="only the full-frame ROI"):
         codec.decode(extra)
+
+
+def test_inter_frame_with_an_unchanged_map_keeps_its_roi():
+    """An inter frame whose map did not change carries no seg-map layer, only frame info (and maybe a
+    colour delta) and its ROI: the ROI is placed on the reference's map."""
+    image = load_image(SAMPLES[0])
+    codec = build("semantic-gan:gop=10:roi=user:roi_boxes=100,100,200,200:budget=700")
+    enc, dec = codec.open_encoder(15), codec.open_decoder()
+    dec.decode(enc.encode(image, 0))
+    data = enc.encode(image, 66_666_666)                  # the same frame again
+    ids = [lid for lid, _ in unpack(data).layers]
+    assert LayerId.SEGMAP_INTER not in ids and LayerId.ROI in ids and not enc.last.key
+    out = dec.decode(data)
+    assert psnr(image[104:196, 104:196], out[104:196, 104:196]) > 24
 
 
 def test_streams_carry_roi_in_inter_frames_and_restart_after_a_fallback(frame):

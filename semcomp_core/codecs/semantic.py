@@ -388,9 +388,10 @@ class SemanticGanCodec(Codec):
         from ..roi.picture import decode_box
         from ..roi.selective import read_roi
 
+        from ..layers.roi import FULL_FRAME
+
         payload = container.find(LayerId.ROI)
-        if payload is None or container.find(LayerId.SEGMAP) is not None \
-                or container.find(LayerId.SEGMAP_INTER) is not None:
+        if not payload or not payload[0] & FULL_FRAME:      # no ROI, or a masked one (parsed with the map)
             return None
         ids = [lid for lid, _ in container.layers]
         if any(lid not in allowed for lid in ids) or ids.count(LayerId.ROI) != 1:
