@@ -318,3 +318,25 @@ def test_bench_reports_the_byte_split_and_fallbacks(frame, tmp_path):
     assert roi["roi_share"] == pytest.approx(rows[0].row["roi_bytes"] / len(rows[0].data))
     assert fb["fallback_frames"] == 1 and fb["roi_frames"] == 0 and rows[1].row["fallback"] == 1
     assert "roi_share" not in bpg and rows[2].row["roi_bytes"] == 0
+
+
+def test_streams_without_a_budget_send_only_user_regions_and_fallbacks(frame):
+    """gop > 1 and neither budget= nor kbps=: the automatic regions would fill every inter frame, so
+    they are not sent; the user's regions and the classic fallback still are."""
+    auto = build("semantic-gan:gop=10:roi=uncertain+classes:roi_classes=Car+Building:roi_conf=0.99:fallback=1")
+    enc = auto.open_encoder(15)
+    for i in range(2):
+        data = enc.encode(frame, i * 66_666_666)
+        assert roi_split(data) == (0, 0) and enc.last.details["roi"]["sources"]["uncertain"] > 0
+    import cv2
+
+    big = cv2.resize(frame[60:300], (1024, 512), interpolation=cv2.INTER_CUBIC)   # auto budget 590 bytes
+    user = build("semantic-gan:gop=10:roi=user+uncertain:roi_boxes=96,96,224,224:roi_conf=0.99:fallback=1")
+    enc = user.open_encoder(15)
+    assert roi_split(enc.encode(big, 0))[0] > 0
+    mask = RoiLayer().decode(unpack(enc.encode(big, 66_666_666)).find(LayerId.ROI)).mask
+    assert mask.sum() == 4 * 4 and mask[3:7, 3:7].all()        # the user's box only (32-pixel cells)
+    fb = build("semantic-gan:gop=10:roi=uncertain:roi_conf=1:fallback=0.5")
+    enc = fb.open_encoder(15)
+    data = enc.encode(frame, 0)
+    assert roi_split(data)[1] == 1 and len(data) <= 194

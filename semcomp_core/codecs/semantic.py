@@ -329,7 +329,7 @@ class SemanticGanCodec(Codec):
         return CodecId.SEMANTIC_GAN, self.select(image, labels, grid_logits, factor, layers)
 
     def select(self, image, labels, grid_logits, factor: int, layers: list, head: list | None = None,
-               cap: int | None = None) -> list:
+               cap: int | None = None, stream: bool = False) -> list:
         """Selective coding of a frame whose semantic layers are ``layers`` (``head``: frame-info layers
         that stay first): adds the ROI layer, or replaces everything by the classic fallback. ``cap``: a
         byte limit from stream rate control (the budget is then at most that)."""
@@ -343,7 +343,7 @@ class SemanticGanCodec(Codec):
         cid = self.codec_ids[0]
         mode, payload, rep = self.selective.encode(image, labels, grid_logits, factor,
                                                    len(pack(cid, H, W, head + layers)), len(pack(cid, H, W, head)),
-                                                   cap=cap)
+                                                   cap=cap, stream=stream)
         self.last_roi = rep
         if mode == "fallback":
             return head + [(LayerId.ROI, payload)]

@@ -17,6 +17,10 @@ Per frame (sender):
    the class rule's, then the least confident); if nothing fits, the ROI is dropped for this frame
    (counted, the frame stays semantic).
 
+In a stream (``gop`` > 1) with neither ``budget=`` nor ``kbps=``, the automatic regions (classes,
+uncertain) are not sent -- an auto budget would fill every lean inter frame with pixels -- but the
+user's regions and the fallback are.
+
 ``budget`` (bytes per frame, everything on the link included) 0 = auto: ``AUTO_BPP`` bits per pixel
 (see BENCHMARKS.md "Selective coding" for the measurement behind it), never below the semantic
 layers' own size. A budget set explicitly that the semantic layers alone exceed is a UsageError, and
@@ -89,6 +93,7 @@ class SelectiveCoder:
         self._classes: int | None = None
         self._order: dict[int, int] = {}
         self._user_cache: tuple | None = None
+        self._user_regions = 0
         self._calibration = None
         self.frames = 0
         self.fallbacks = 0
@@ -136,6 +141,7 @@ class SelectiveCoder:
             u = masks.pixels_to_cells(self.user_pixels(H, W), factor, shape)
             counts["user"] = int(u.sum())
             ranked += [((0, 0, int(c.sum())), c) for c in masks.components(u)]
+        self._user_regions = len(ranked)          # they sort first
         if "classes" in self.sources and self.classes:
             c = masks.rule_cells(labels, self.classes, CLASS_DILATION)
             counts["classes"] = int(c.sum())
@@ -180,7 +186,7 @@ class SelectiveCoder:
         return max(semantic_bytes, round(AUTO_BPP * H * W / 8))
 
     def encode(self, image: np.ndarray, labels: np.ndarray, grid_logits: np.ndarray, factor: int,
-               semantic_bytes: int, fallback_overhead: int, cap: int | None = None):
+               semantic_bytes: int, fallback_overhead: int, cap: int | None = None, stream: bool = False):
         """Decide the frame. Returns ``(mode, payload, report)``: mode ``"semantic"`` (payload None: no
         ROI), ``"roi"`` (payload = ROI layer to add) or ``"fallback"`` (payload = full-frame ROI layer
         that replaces the semantic layers; ``fallback_overhead`` = container bytes around it).
@@ -192,6 +198,11 @@ class SelectiveCoder:
         self.frames += 1
         comps, rule, uncertain, counts = self.cells(image, labels, grid_logits, factor)
         budget = self.budget_for(H, W, semantic_bytes, cap)
+        if stream and not self.budget and cap is None:
+            # a stream without budget= or kbps=: an auto budget would fill every lean inter frame with
+            # pixels (about doubling the stream): only the user's regions and the fallback stay
+            comps = comps[:self._user_regions]
+            rule = None
         cells = np.zeros(labels.shape, bool)
         for c in comps:
             cells |= c

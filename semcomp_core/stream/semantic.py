@@ -214,7 +214,7 @@ class SemanticEncoderSession(EncoderSession):
             else:
                 q = quantise(thumb, lv.color_qi)
                 layers.append((LayerId.COLORMAP, ColorMapLayer.encode_quantised(q, lv.color_qi)))
-        layers = codec.select(image, labels, grid_logits, factor, layers, head, cap=limit)
+        layers = codec.select(image, labels, grid_logits, factor, layers, head, cap=limit, stream=self.stream)
         new = Reference(self.tag, self._seq(), H, W, labels, factor, q, lv.color_qi, seed)
         if codec.last_roi is not None:
             details["roi"] = codec.last_roi.as_dict()
