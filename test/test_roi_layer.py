@@ -26,13 +26,12 @@ from semcomp_core.layers.roi import (EXPLICIT, FULL_FRAME, MAX_DILATION, MAX_PS_
                                      PS_DICTIONARIES, PS_DICTIONARY_ID, deflate_param_sets, inflate_param_sets,
                                      picture_shape, ps_dictionary)
 from semcomp_core.layers.segmap import SegMapLayer  # noqa: E402
-from semcomp_core.paths import data_path  # noqa: E402
 from semcomp_core.roi import masks, picture  # noqa: E402
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MEDIUM = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-#: sha256 of semcomp_core/data/priors/hevc_param_sets_v1.bin. The file is the deflate dictionary of
+#: sha256 of the bytes in semcomp_core/data/priors/hevc_param_sets_v1.hex. The file is the deflate dictionary of
 #: parameter-set dictionary id 1: it is part of the bitstream format and must NEVER change (every ROI
 #: layer ever written inflates against it). A new dictionary gets a new file and a new id.
 PS_DICTIONARY_V1_SHA256 = "4cb31273c8c0f537c9e603d792bbf1eb36948a8e0c0b4865a6cd2d966a0355c4"
@@ -120,10 +119,9 @@ def _same(a: RoiData, b: RoiData) -> bool:
 
 def test_ps_dictionary_file_is_pinned():
     # part of the bitstream format: a changed byte breaks every ROI layer already written
-    raw = data_path("priors", "hevc_param_sets_v1.bin").read_bytes()
+    raw = ps_dictionary(1)
     assert hashlib.sha256(raw).hexdigest() == PS_DICTIONARY_V1_SHA256
-    assert ps_dictionary(1) == raw
-    assert PS_DICTIONARIES == {1: "hevc_param_sets_v1.bin"}
+    assert PS_DICTIONARIES == {1: "hevc_param_sets_v1.hex"}
     assert PS_DICTIONARY_ID == 1
 
 
@@ -1076,3 +1074,30 @@ def test_explicit_mask_with_a_prior_is_refused():
 def test_encoder_refuses_oversized_explicit_masks_and_float_boxes():
     _encoder_value_error(RoiLayer().encode, RoiData(np.zeros((1, 5000), bool), (0, 0, H0, W0), 0, _hevc()))
     _encoder_value_error(RoiLayer().encode, RoiData(RULE, (0, 0, 24.5, W0), 0, _hevc()))
+
+
+def test_alpha_in_the_box_equals_the_full_frame_alpha_cropped():
+    cells = np.zeros((6, 9), bool)
+    cells[2:4, 3:5] = True
+    cells[5, 8] = True                                   # a region at the frame's corner
+    f, H, W = 8, 45, 70                                  # partial last row and column of cells
+    full = masks.alpha(cells, f, H, W)
+    for region in (cells & (np.arange(9) < 6)[None], cells & (np.arange(9) >= 6)[None]):
+        box = masks.coded_box(region, f, H, W)
+        top, left, h, w = box
+        in_box = masks.alpha(region, f, 0, 0, box=box)
+        assert in_box.shape == (h, w)
+        np.testing.assert_allclose(in_box, masks.alpha(region, f, H, W)[top:top + h, left:left + w])
+    assert full.max() == 1.0
+
+
+def test_blend_touches_only_the_box():
+    from semcomp_core.roi.selective import blend
+
+    rendered = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    box = (8, 16, 16, 24)
+    out = blend(rendered, box, np.full((16, 24, 3), 7, np.uint8), np.ones((16, 24), np.float32))
+    assert (out[8:24, 16:40] == 7).all()
+    outside = np.ones((40, 60), bool)
+    outside[8:24, 16:40] = False
+    assert np.array_equal(out[outside], rendered[outside])

@@ -445,13 +445,13 @@ class SemanticGanCodec(Codec):
         Frames above ``render_pixels`` are painted at about that many pixels and upscaled. ``roi``
         (a parsed masked ROI layer): a generator trained with the ``roi`` optional layer is
         conditioned on its pixels, and the pixels are blended in at full resolution either way."""
-        from ..roi.selective import blend, decoded_pixels
+        from ..roi.selective import blend, decoded_box, full_frame
 
         cond = None
         if roi is not None:
-            pix, weight = decoded_pixels(roi, labels, factor, H, W)
+            pix, weight = decoded_box(roi, labels, factor)
             if "roi" in (self.generator.config.get("optional_layers") or ()):
-                cond = (pix, weight)
+                cond = full_frame(roi.box, pix, weight, H, W)
         pixels = self.config["render_pixels"]
         if pixels and H * W > 1.05 * pixels:
             from PIL import Image
@@ -467,14 +467,14 @@ class SemanticGanCodec(Codec):
             out = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC))
         else:
             out = self._paint(labels, factor, thumb, H, W, seed, cond)
-        return out if roi is None else blend(out, pix, weight)
+        return out if roi is None else blend(out, roi.box, pix, weight)
 
     @staticmethod
     def paint_roi(rendered: np.ndarray, roi, labels: np.ndarray, factor: int) -> np.ndarray:
         """The ROI's decoded pixels blended into an already rendered frame (streams: a held rendering)."""
-        from ..roi.selective import blend, decoded_pixels
+        from ..roi.selective import blend, decoded_box
 
-        return blend(rendered, *decoded_pixels(roi, labels, factor, *rendered.shape[:2]))
+        return blend(rendered, roi.box, *decoded_box(roi, labels, factor))
 
     def _paint(self, labels, factor, thumb, H: int, W: int, seed: int, roi: tuple | None = None) -> np.ndarray:
         out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed, roi))

@@ -7,7 +7,7 @@ mask), as an explicit two-class map coded with the seg-map coder (:mod:`.segmap`
 pixels are one HEVC intra picture of the mask's bounding box (in frame pixels, possibly
 downscaled by 2**shift), coded like the ``bpg`` codec's x265 path; the HEVC parameter sets
 (VPS/SPS/PPS, ~75 bytes raw) are sent deflated against a fixed dictionary of typical parameter
-sets (about 10-35 bytes).
+sets (about 10-35 bytes); the dictionary is stored as hex text (``data/priors/hevc_param_sets_v1.hex``).
 
 A *full-frame* ROI layer is the classic fallback: the frame could not be read (too much of it
 uncertain for the budget), so the whole frame is one HEVC picture at the budget and the container
@@ -54,7 +54,7 @@ MAX_RULE_CLASS = 20
 #: explicit masks are at most this many cells a side (a 16384-pixel frame side at map factor 4)
 MAX_MASK_SIDE = 4096
 MAX_PS_BYTES = 1024
-PS_DICTIONARIES = {1: "hevc_param_sets_v1.bin"}
+PS_DICTIONARIES = {1: "hevc_param_sets_v1.hex"}
 PS_DICTIONARY_ID = 1
 
 
@@ -63,7 +63,8 @@ def ps_dictionary(dict_id: int) -> bytes:
     """The fixed deflate dictionary of HEVC parameter sets with id ``dict_id`` (part of the format)."""
     if dict_id not in PS_DICTIONARIES:
         raise BitstreamError(f"unknown ROI parameter-set dictionary id {dict_id}")
-    return data_path("priors", PS_DICTIONARIES[dict_id]).read_bytes()
+    lines = data_path("priors", PS_DICTIONARIES[dict_id]).read_text().splitlines()
+    return bytes.fromhex("".join(ln for ln in lines if not ln.startswith("#")))
 
 
 @dataclass(frozen=True)

@@ -149,13 +149,10 @@ def stream_options(codec: str, options: str = "", gop: int | None = None, kbps: 
         extra["kbps"] = _kbps_text(cls, kbps)
     if not extra:
         return options
-    text = options.strip().strip(":")
     try:
-        (parsed,) = parse_spec("x:" + text) if text else (None,)
+        return _option_text(dict(_option_dict(options), **extra))
     except UsageError:
         return options
-    merged = dict(parsed.params if parsed else {}, **extra)
-    return ":".join(f"{k}={v}" for k, v in merged.items())
 
 
 def roi_options(codec: str, options: str = "", mask: str = "", boxes: str = "") -> str:
@@ -173,13 +170,10 @@ def roi_options(codec: str, options: str = "", mask: str = "", boxes: str = "") 
         raise UsageError(f"unknown codec {codec!r}")
     if "roi" not in cls.params:
         raise UsageError(f"codec {cls.name!r} has no region-of-interest coding: clear roi_mask / roi_boxes")
-    text = str(options or "").strip().strip(":")
-    (parsed,) = parse_spec("x:" + text) if text else (None,)
+    given = _option_dict(options)
     (spec,) = parse_spec(codec)
-    base = dict(spec.params, **(parsed.params if parsed else {}))
-    merged = with_user_source(cls, dict(parsed.params if parsed else {}, roi=base.get("roi", cls.params["roi"].default)),
-                              mask, boxes)
-    return ":".join(f"{k}={v}" for k, v in merged.items())
+    roi = given.get("roi", spec.params.get("roi", cls.params["roi"].default))
+    return _option_text(with_user_source(cls, dict(given, roi=roi), mask, boxes))
 
 
 def model_options(codec: str, options: str = "", backend: str = "", model_dir: str = "") -> str:
@@ -190,9 +184,7 @@ def model_options(codec: str, options: str = "", backend: str = "", model_dir: s
     cls = _codec_class(codec)
     if cls is None or not (backend or model_dir):
         return str(options or "")
-    text = str(options or "").strip().strip(":")
-    (parsed,) = parse_spec("x:" + text) if text else (None,)
-    merged = dict(parsed.params if parsed else {})
+    merged = _option_dict(options)
     (spec,) = parse_spec(codec)
     if backend and "backend" in cls.params and "backend" not in merged and "backend" not in spec.params:
         merged["backend"] = backend
@@ -204,7 +196,17 @@ def model_options(codec: str, options: str = "", backend: str = "", model_dir: s
         if ":" in str(folder):
             raise UsageError(f"model_dir cannot contain ':' (the option separator): {model_dir!r}")
         merged["segmenter"] = str(folder)
-    return ":".join(f"{k}={v}" for k, v in merged.items())
+    return _option_text(merged)
+
+
+def _option_dict(options: str) -> dict:
+    """``K=V[:K=V]`` codec options as a dict (UsageError when malformed)."""
+    text = str(options or "").strip().strip(":")
+    return dict(parse_spec("x:" + text)[0].params) if text else {}
+
+
+def _option_text(options: dict) -> str:
+    return ":".join(f"{k}={v}" for k, v in options.items())
 
 
 def stream_settings(codec: Codec) -> dict[str, str]:

@@ -218,11 +218,16 @@ def coded_box(cells: np.ndarray, factor: int, height: int, width: int, margin: i
     return top, left, bottom - top, right - left
 
 
-def alpha(cells: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
+def alpha(cells: np.ndarray, factor: int, height: int, width: int, box=None) -> np.ndarray:
     """(H, W) float32 blending weight of the coded pixels: 1 on the ROI's pixels, falling linearly to 0
-    over the one-cell margin around it."""
+    over the one-cell margin around it. With ``box`` (top, left, h, w; cell-aligned at top/left, as
+    :func:`coded_box` makes it) only the box's (h, w) weights, from the cells inside it."""
     import cv2
 
+    if box is not None:
+        top, left, h, w = box
+        cells = cells[top // factor:-(-(top + h) // factor), left // factor:-(-(left + w) // factor)]
+        height, width = h, w
     inside = cells_to_pixels(cells, factor, height, width)
     if not inside.any():
         return np.zeros((height, width), np.float32)

@@ -288,20 +288,29 @@ def roi_cells(d: RoiData, labels: np.ndarray) -> np.ndarray:
     return np.asarray(d.mask, bool)
 
 
-def decoded_pixels(d: RoiData, labels: np.ndarray, factor: int, H: int, W: int):
-    """(pixels (H, W, 3) uint8, zero outside the box; weight (H, W) float32: 1 inside the ROI, a linear
-    ramp to 0 over the one-cell margin, 0 elsewhere) of a masked ROI layer."""
-    top, left, h, w = d.box
-    pix = np.zeros((H, W, 3), np.uint8)
-    pix[top:top + h, left:left + w] = decode_box(d.hevc, d.box, d.shift)
-    return pix, masks.alpha(roi_cells(d, labels), factor, H, W)
+def decoded_box(d: RoiData, labels: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels (h, w, 3) uint8, weight (h, w) float32) of a masked ROI layer's box: the decoded picture
+    at frame resolution and its blending weight (1 on the ROI's cells, a linear ramp to 0 over the
+    one-cell margin). Only the box is touched; mask cells outside it carry no pixels and are ignored."""
+    return decode_box(d.hevc, d.box, d.shift), masks.alpha(roi_cells(d, labels), factor, 0, 0, box=d.box)
 
 
-def blend(rendered: np.ndarray, pixels: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """The generated frame with the ROI's decoded pixels blended in by ``weight`` (:func:`decoded_pixels`)."""
+def blend(rendered: np.ndarray, box: tuple[int, int, int, int], pixels: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The generated frame with the box's decoded pixels blended in by ``weight`` (:func:`decoded_box`)."""
+    top, left, h, w = box
+    out = rendered.copy()
+    region = out[top:top + h, left:left + w].astype(np.float32)
     a = weight[..., None]
-    out = a * pixels.astype(np.float32) + (1.0 - a) * rendered.astype(np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out[top:top + h, left:left + w] = np.clip(np.rint(a * pixels + (1.0 - a) * region), 0, 255).astype(np.uint8)
+    return out
 
 
-__all__ = ["SelectiveCoder", "RoiReport", "read_roi", "blend", "roi_cells", "decoded_pixels"]
+def full_frame(box: tuple[int, int, int, int], pixels: np.ndarray, weight: np.ndarray, H: int, W: int):
+    """The box's pixels and weight placed in (H, W) frames of zeros (a generator's ROI conditioning)."""
+    top, left, h, w = box
+    pix, a = np.zeros((H, W, 3), np.uint8), np.zeros((H, W), np.float32)
+    pix[top:top + h, left:left + w], a[top:top + h, left:left + w] = pixels, weight
+    return pix, a
+
+
+__all__ = ["SelectiveCoder", "RoiReport", "read_roi", "blend", "roi_cells", "decoded_box", "full_frame"]
