@@ -6,7 +6,7 @@ semcomp_core/bitstream/container.py first: the script refuses to overwrite
 goldens of the current version with different bytes unless --same-version is
 given (an encoder change that keeps the version would make old receivers
 misread new streams). Keep the goldens of older versions that this build still
-reads (``v1/``, ``v2/``). ``stream/`` holds a two-frame stream (key, inter) whose
+reads (``v1/``, ``v2/``, ``v3/``). ``stream/`` holds a two-frame stream (key, inter) whose
 reference decodes come from a stream decoder.
 
     .venv/bin/python scripts/make_golden.py [--same-version]
@@ -29,8 +29,8 @@ from semcomp_core.bitstream import VERSION, unpack  # noqa: E402
 from semcomp_core.datasets.camvid import CamVid  # noqa: E402
 from semcomp_core.imageio import load_image, load_label, save_png  # noqa: E402
 from semcomp_core.layers import (ColorMapDeltaLayer, ColorMapLayer, DecoderParams, DecoderParamsLayer,  # noqa: E402
-                                 FrameHeader, FrameInfoLayer, SegMapInterLayer, SegMapLayer, downscale_labels,
-                                 label_table_id, thumbnail)
+                                 FrameHeader, FrameInfoLayer, SegMapInterLayer, SegMapLayer, StructureLayer,
+                                 downscale_labels, label_table_id, thumbnail)
 from semcomp_core.layers.colormap import quantise  # noqa: E402
 from semcomp_core.layers.colormap_delta import delta_quantise  # noqa: E402
 from semcomp_core.paths import SAMPLES_DIR  # noqa: E402
@@ -43,6 +43,8 @@ CONTAINERS = {
     "webp:quality=5": "webp_q5",
     "bpg:q=45:impl=x265": "bpg_q45",
     "semantic-gan:level=m:roi=none": "semantic-gan_m",
+    # format version 4: the structure layer
+    "semantic-gan:level=m:roi=none:structure=m": "semantic-gan_m_structure",
     "semantic-gan:level=xs:seed=7": "semantic-gan_xs_seed7",
     # selective coding: an explicit-mask ROI layer, and a classic full-frame fallback frame
     "semantic-gan:level=m:roi=user:roi_boxes=160,120,320,300:budget=700": "semantic-gan_roi",
@@ -55,8 +57,12 @@ def fixed_inputs() -> dict:
     image = load_image(SAMPLES_DIR / "images" / FRAME)
     labels = CamVid.lut[load_label(SAMPLES_DIR / "labels" / FRAME)]
     labels = np.where(labels == 255, 0, labels).astype(np.uint8)   # void -> Sky: the layer codes 0..10
+    map4 = downscale_labels(labels, 4)
+    edges4 = np.zeros(map4.shape, bool)
+    edges4[:, 1:] |= map4[:, 1:] != map4[:, :-1]
+    edges4[1:, :] |= map4[1:, :] != map4[:-1, :]
     return {"image": image, "map8": downscale_labels(labels, 8), "map16": downscale_labels(labels, 16),
-            "thumb16": thumbnail(image, 16, 12), "thumb32": thumbnail(image, 32, 24)}
+            "thumb16": thumbnail(image, 16, 12), "thumb32": thumbnail(image, 32, 24), "edges4": edges4}
 
 
 def layer_payloads(inp: dict) -> dict[str, bytes]:
@@ -78,6 +84,10 @@ def layer_payloads(inp: dict) -> dict[str, bytes]:
         "colormap_delta_16x12_q20": ColorMapDeltaLayer().encode(
             (delta_quantise(np.clip(inp["thumb16"].astype(int) + 9, 0, 255).astype(np.uint8),
                             quantise(inp["thumb16"], 20), 20), quantise(inp["thumb16"], 20), 20)),
+        # format version 4: the structure layer, with and without the prior, on a fixed edge map (the
+        # class boundaries of the 1/4 label map: no image library between the input and the coder)
+        "structure_boundaries_camvid_prior": StructureLayer().encode(inp["edges4"]),
+        "structure_boundaries_no_prior": StructureLayer(prior_id=0).encode(inp["edges4"]),
     }
 
 
@@ -92,24 +102,16 @@ def stream_containers() -> list[bytes]:
 
 
 def as_version(data: bytes, version: int) -> bytes:
-    """The same stand-alone container with another version byte (and its CRC)."""
-    import zlib
-
-    body = bytearray(data[:-4])
-    body[2] = version
-    return bytes(body + zlib.crc32(body).to_bytes(4, "big"))
-
-
-def as_version_1(data: bytes) -> bytes:
-    """The same semantic container as format version 1 wrote it (no decoder-params layer)."""
+    """The same semantic container as format ``version`` (1..3) wrote it: one CRC-32 at the end, and no
+    decoder-params layer in version 1."""
     import zlib
 
     from semcomp_core.bitstream import LayerId
     from semcomp_core.bitstream.container import encode_varint
 
     c = unpack(data)
-    layers = [(lid, p) for lid, p in c.layers if lid != LayerId.DECODER_PARAMS]
-    out = bytearray(b"SC") + bytes([1, c.codec_id]) + encode_varint(c.height) + encode_varint(c.width)
+    layers = [(lid, p) for lid, p in c.layers if version > 1 or lid != LayerId.DECODER_PARAMS]
+    out = bytearray(b"SC") + bytes([version, c.codec_id]) + encode_varint(c.height) + encode_varint(c.width)
     out.append(len(layers))
     for lid, p in layers:
         out += bytes([lid]) + encode_varint(len(p))
@@ -132,8 +134,8 @@ def main() -> int:
         data = codecs.create(spec).encode(inp["image"])
         files[f"{stem}.smc"] = data
         decoded[stem] = codecs.decode(data)
-    files["v1/semantic-gan_m.smc"] = as_version_1(files["semantic-gan_m.smc"])
-    files["v2/semantic-gan_m.smc"] = as_version(files["semantic-gan_m.smc"], 2)
+    for v in (1, 2, 3):
+        files[f"v{v}/semantic-gan_m.smc"] = as_version(files["semantic-gan_m.smc"], v)
     dec = codecs.receiver_instance(codecs.CODECS.get("semantic-gan")).open_decoder()
     for i, data in enumerate(stream_containers()):
         files[f"stream/frame{i}.smc"] = data

@@ -19,19 +19,6 @@ from pathlib import Path
 import numpy as np
 
 
-def bpg_at(image: np.ndarray, at_least: int):
-    """(q, data) of the largest BPG q whose container has at least ``at_least`` bytes."""
-    from semcomp_core.codecs import build
-
-    best = None
-    for q in range(51, 9, -1):
-        data = build(f"bpg:q={q}").encode(image)
-        best = (q, data)
-        if len(data) >= at_least:
-            break
-    return best
-
-
 def tile(image: np.ndarray, text: str, width: int) -> np.ndarray:
     import cv2
 
@@ -46,6 +33,7 @@ def main() -> int:
     from PIL import Image
 
     from semcomp_core.bench.camera_transforms import TRANSFORMS, frame_rng
+    from semcomp_core.bench.matched import bpg_at
     from semcomp_core.codecs import build
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,6 +29,7 @@ def test_encode_decode_roundtrip(tmp_path, sample_paths, codec, capsys):
     assert main(["encode", str(src), "-o", str(smc), "--codec", codec]) == 0
     info = json.loads(capsys.readouterr().out.strip())
     assert info["bytes"] == smc.stat().st_size
+    assert info["bytes"] == info["framing_bytes"] + sum(info["layers"].values()) and list(info["layers"]) == ["image"]
     assert info["bpp"] == pytest.approx(8 * info["bytes"] / (info["height"] * info["width"]))
     assert (info["height"], info["width"]) == (360, 480) and info["codec"].startswith(codec)
     assert main(["decode", str(smc), "-o", str(png)]) == 0
@@ -117,7 +118,8 @@ def test_demo_runs(tmp_path, capsys):
     assert "bpg" in out and "PSNR" in out
     assert (tmp_path / "side_by_side.png").exists()
     with Image.open(tmp_path / "side_by_side.png") as im:
-        assert im.size[0] in (480 * 2, 480 * 3)  # original | [semantic-gan |] bpg
+        assert im.size[0] in (480 * 2, 480 * 4)  # original | [semantic-gan | + structure |] bpg
+    assert "structure=m" in out and "structure" in out.splitlines()[1]    # the row and its byte column
 
 
 def test_decode_output_not_written_on_error(tmp_path):

@@ -1,12 +1,11 @@
 """10,000 mutated or truncated containers: each decodes or raises BitstreamError; memory stays bounded."""
 import resource
-import zlib
 
 import numpy as np
 import pytest
 
 from semcomp_core import codecs
-from semcomp_core.bitstream import unpack
+from semcomp_core.bitstream import pack, unpack
 from semcomp_core.errors import BitstreamError
 
 N_CASES = 10_000
@@ -39,17 +38,22 @@ def _mutate(rng, data: bytes) -> bytes:
         if rng.integers(2):
             return bytes(b[:i] + rng.integers(0, 256, rng.integers(1, 9)).astype(np.uint8).tobytes() + b[i:])
         return bytes(b[:i] + b[i + rng.integers(1, 9):])
-    # ops 4-6: mutate the body and fix the CRC, so payload parsers see the damage
-    body = b[:-4]
+    # ops 4-6: mutate a layer's payload and repack (valid checks), so payload parsers see the damage
+    c = unpack(data)
+    layers = [(lid, bytearray(p)) for lid, p in c.layers]
+    k = rng.integers(len(layers))
+    body = layers[k][1]
+    if not body:
+        return data
     j = rng.integers(len(body))
     if op == 4:
         body[j] = rng.integers(256)
     elif op == 5:
-        body = body[: max(1, j)]
+        del body[max(1, j):]
     else:
-        lo = rng.integers(8, max(9, len(body) - 1))
+        lo = rng.integers(0, max(1, len(body) - 1))
         body[lo:lo + 8] = rng.integers(0, 256, 8).astype(np.uint8).tobytes()
-    return bytes(body) + zlib.crc32(body).to_bytes(4, "big")
+    return pack(c.codec_id, c.height, c.width, [(lid, bytes(p)) for lid, p in layers])
 
 
 def test_mutated_containers_decode_or_raise_documented_error(sample_image):
@@ -78,3 +82,26 @@ def test_mutated_containers_decode_or_raise_documented_error(sample_image):
 def test_junk_is_rejected(junk):
     with pytest.raises(BitstreamError):
         codecs.decode(junk)
+
+
+def test_mutated_layered_semantic_containers_decode_or_raise(sample_image):
+    """The same on a semantic container with every layer group (seg map, colour map, structure, ROI):
+    cuts, flips and repacked payload damage reach the structure and ROI parsers too."""
+    small = np.ascontiguousarray(sample_image[::3, ::3])          # 160x120
+    h, w = small.shape[:2]
+    seed = codecs.create(f"semantic-gan:structure=m:roi=user:roi_boxes=0,0,{w // 2},{h // 2}:budget=600")
+    data = seed.encode(small)
+    assert [lid for lid, _ in unpack(data).layers] == [6, 1, 2, 4, 5]
+    rng = np.random.default_rng(99)
+    outcomes = {"decoded": 0, "rejected": 0}
+    for _ in range(300):
+        bad = _mutate(rng, data)
+        try:
+            out = seed.decode(bad)
+        except BitstreamError as exc:
+            assert str(exc)
+            outcomes["rejected"] += 1
+            continue
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
+        outcomes["decoded"] += 1
+    assert outcomes["rejected"] > 100 and outcomes["decoded"] > 0

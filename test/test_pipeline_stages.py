@@ -114,7 +114,7 @@ def test_decoder_counts_corrupt_foreign_and_oversized_frames(frame):
     flipped = bytearray(enc.data)
     flipped[len(flipped) // 2] ^= 0xFF
     assert dec.decode(bytes(flipped), header(1), enc.format) is None
-    assert "CRC" in dec.last_error
+    assert "check of layer 0" in dec.last_error
     assert dec.decode(enc.data[:10], header(2), enc.format) is None
     assert dec.decode(b"", header(3), enc.format) is None
     assert dec.decode(enc.data, header(4), "jpeg") is None  # a camera jpeg, not a semcomp stream
@@ -131,6 +131,22 @@ def test_decoder_counts_corrupt_foreign_and_oversized_frames(frame):
     with pytest.raises(UsageError):
         dec.configure(device="gpu0")
     assert dec.device == "cpu"
+
+
+def test_decoder_renders_and_counts_truncated_containers(frame):
+    """A container cut after a complete layer (a link that dropped the tail) is decoded and counted."""
+    from semcomp_core.bitstream import truncate
+
+    enc = EncoderStage("semantic-gan", options="roi=none:structure=s").encode(frame, header(1))
+    dec = DecoderStage()
+    cut = truncate(enc.data, keep_layers=3)               # decoder params, seg map, colour map
+    out = dec.decode(cut, header(1), enc.format)
+    assert out is not None and out.image.shape == frame.shape and out.n_bytes == len(cut) < len(enc.data)
+    assert dec.decode(enc.data, header(2), enc.format) is not None
+    assert dec.decode(enc.data[:len(cut) + 1], header(3), enc.format) is None     # cut inside a layer
+    c = dec.counters
+    assert (c["truncated"], c["decoded"], c["corrupt"]) == (1, 2, 1)
+    assert dec.diagnostics().values["frames_truncated"] == "1"
 
 
 def test_decoder_msg_interface_reads_compressed_image_fields(frame):

@@ -836,7 +836,7 @@ def test_pack_unpack_accept_the_stream_layer_ids():
     layers, labels, ref, q, q_ref = _inter_frame_layers()
     data = pack(CodecId.SEMANTIC_GAN, 360, 480, layers)
     c = unpack(data)
-    assert c.version == 3 and (c.height, c.width) == (360, 480)
+    assert c.version == 4 and (c.height, c.width) == (360, 480)
     assert [lid for lid, _ in c.layers] == [7, 8, 9]
     assert [p for _, p in c.layers] == [p for _, p in layers]
     assert FrameInfoLayer().decode(c.layer(LayerId.FRAME_INFO)) == FrameHeader(False, 77, 4, 1)
@@ -854,7 +854,7 @@ def test_inspect_names_the_stream_layers_with_their_headers():
     layers, *_ = _inter_frame_layers()
     data = pack(CodecId.SEMANTIC_GAN, 360, 480, layers)
     d = inspect_describe(data)
-    assert d["format_version"] == 3
+    assert d["format_version"] == 4
     got = [(x["id"], x["name"], x["bytes"]) for x in d["layers"]]
     assert got == [(7, "frame-info", len(layers[0][1])), (8, "segmap-inter", len(layers[1][1])),
                    (9, "colormap-delta", len(layers[2][1]))]

@@ -13,6 +13,7 @@ _PLOT_METRICS = [("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("edge_f", "edge
 
 def _default_columns() -> list[tuple[str, str, str]]:
     return [("codec", "codec", "{}"), ("bytes", "bytes", "{:.0f}"), ("bpp", "bpp", "{:.4f}"),
+            ("structure_bytes", "structure", "{:.0f}"),
             ("roi_share", "ROI share", "{:.2f}"), ("fallback_frames", "fallbacks", "{}"),
             ("psnr", "PSNR", "{:.2f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"), ("edge_f", "edge F", "{:.3f}"),
             ("miou_recon_vs_gt", "mIoU(gt)", "{:.3f}"), ("preservation", "sem.kept", "{:.3f}"),

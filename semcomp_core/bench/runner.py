@@ -62,7 +62,7 @@ from ..metrics import SemanticPreservation, edge_f_score, ms_ssim, psnr, psnr_fo
 
 PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "lossless",
                     "ms_ssim", "edge_f",
-                    "encode_ms", "decode_ms", "roi_bytes", "fallback",
+                    "encode_ms", "decode_ms", "roi_bytes", "fallback", "structure_bytes",
                     "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
                     "eval_miou_recon_vs_orig", "eval_miou_orig_vs_gt", "eval_miou_recon_vs_gt"]
 _SEM_ROW = ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt")
@@ -97,6 +97,7 @@ class _CodecStats:
     key_frames: int = 0
     total_bytes: int = 0
     roi_bytes: int = 0
+    structure_bytes: int = 0
     roi_frames: int = 0
     fallback_frames: int = 0
     roi_dropped_before: int = 0       # the codec's own counter when this run started
@@ -186,8 +187,9 @@ class BenchRunner:
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "edge_f": edge_f_score(image, recon).f,
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
-            row["roi_bytes"], row["fallback"] = roi_split(data)
+            row["roi_bytes"], row["fallback"], row["structure_bytes"] = layer_split(data)
             st.roi_bytes += row["roi_bytes"]
+            st.structure_bytes += row["structure_bytes"]
             st.roi_frames += bool(row["roi_bytes"]) and not row["fallback"]
             st.fallback_frames += row["fallback"]
             if self.stream:
@@ -296,6 +298,8 @@ class BenchRunner:
                 s["roi_dropped"] = selective.dropped - st.roi_dropped_before if selective is not None else 0
                 s["roi_share"] = st.roi_bytes / st.total_bytes if st.total_bytes else None
                 s["roi_bytes"] = st.roi_bytes / max(1, len(st.values["bytes"]))
+            if st.structure_bytes:
+                s["structure_bytes"] = st.structure_bytes / max(1, len(st.values["bytes"]))
             if self.stream:
                 s["key_frames"] = st.key_frames
                 s["flicker"] = st.flicker_sum / st.flicker_n if st.flicker_n else None
@@ -337,18 +341,24 @@ class BenchRunner:
                 f.close()
 
 
-def roi_split(data: bytes) -> tuple[int, int]:
-    """(bytes of the ROI layer, 1 if it is the classic full-frame fallback) of a container; (0, 0) for
-    anything without an ROI layer (video packets included)."""
+def layer_split(data: bytes) -> tuple[int, int, int]:
+    """(bytes of the ROI layer, 1 if it is the classic full-frame fallback, bytes of the structure layer)
+    of a container; zeros for what it lacks (video packets included)."""
     from ..bitstream import LayerId, unpack
     from ..errors import BitstreamError
     from ..layers.roi import FULL_FRAME
 
     try:
-        payload = unpack(data).find(LayerId.ROI)
+        c = unpack(data)
     except BitstreamError:
-        return 0, 0
-    return (0, 0) if not payload else (len(payload), int(bool(payload[0] & FULL_FRAME)))
+        return 0, 0, 0
+    roi, structure = c.find(LayerId.ROI), c.find(LayerId.STRUCTURE)
+    return (len(roi) if roi else 0, int(bool(roi and roi[0] & FULL_FRAME)), len(structure or b""))
+
+
+def roi_split(data: bytes) -> tuple[int, int]:
+    """(bytes of the ROI layer, 1 if it is the classic full-frame fallback) of a container."""
+    return layer_split(data)[:2]
 
 
 def _safe(label: str) -> str:

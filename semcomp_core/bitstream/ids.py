@@ -25,13 +25,14 @@ class LayerId(IntEnum):
 
     SEGMAP = 1          #: lossless label map at reduced scale (semcomp_core.layers.segmap)
     COLORMAP = 2        #: tiny quantised colour thumbnail (semcomp_core.layers.colormap)
+    STRUCTURE = 4       #: binary edge map on the structure grid, context-coded (layers.structure)
     ROI = 5             #: region of interest: cell mask + HEVC intra pixels, or the classic fallback (layers.roi)
     DECODER_PARAMS = 6  #: what the receiver must use: label-table id + generator seed (layers.decoder_params)
     FRAME_INFO = 7      #: stream frame header: key/inter, stream tag, sequence number, reference (layers.frame_info)
     SEGMAP_INTER = 8    #: label map coded against the reference frame's map (layers.segmap_inter)
     COLORMAP_DELTA = 9  #: colour map coded as a delta to the reference's (layers.colormap_delta)
     IMAGE = 16          #: a classically coded image, format given by the codec id
-    # reserved for later layers: 3 CLIP embedding, 4 edges
+    # reserved for later layers: 3 CLIP embedding
 
 
 KNOWN_CODEC_IDS = frozenset(int(c) for c in CodecId)

@@ -151,11 +151,12 @@ def _sample_label(path: Path) -> np.ndarray | None:
 
 
 def demo_codecs() -> list[str]:
-    """semantic-gan (when its weights are installed) beside the baselines at their lowest rates."""
+    """semantic-gan (when its weights are installed), with and without the structure layer, beside the
+    baselines at their lowest rates."""
     from ..paths import WEIGHTS_DIR
 
     have = all((WEIGHTS_DIR / m / "config.json").exists() for m in ("segmenter", "decoder"))
-    return (["semantic-gan"] if have else []) + DEMO_CODECS
+    return (["semantic-gan", "semantic-gan:structure=m"] if have else []) + DEMO_CODECS
 
 
 def run_demo(args) -> int:
@@ -176,7 +177,7 @@ def run_demo(args) -> int:
                 image = load_image(f)
                 label = _sample_label(SAMPLES_DIR / "labels" / f.name) if seg else None
                 outcomes = runner.run_frame(f.stem, image, label)
-                if not panels:  # original | semantic-gan | BPG at its lowest rate
+                if not panels:  # original | semantic-gan | + structure | BPG at its lowest rate
                     panels = [("original", image)] + [
                         (f"{o.row['codec']}: {o.row['bytes']} B", o.reconstruction) for o in outcomes
                         if o.row["codec"].startswith(("semantic-gan", "bpg"))]

@@ -1,6 +1,6 @@
 """``semcomp`` command line.
 
-Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``export``, ``bench`` (images, datasets,
+Subcommands: ``codecs``, ``encode``, ``decode``, ``inspect``, ``cut``, ``export``, ``bench`` (images, datasets,
 ``--sequence`` streams, ``--bag``), ``demo``, ``segmap-bench``, ``robustness``, ``calibrate``, ``train``,
 ``make-bag``, ``model-info``. Errors in user input or data print one line
 ``semcomp: error: ...`` on stderr and exit non-zero (2 usage, 1 bad data,
@@ -61,9 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "everything the encoder chose (level, seed) comes from the container")
     _add_device(p)
 
-    p = sub.add_parser("inspect", help="print a container's header and layer table (ids, names, bytes, share)")
+    p = sub.add_parser("inspect", help="print a container's header and layer table (ids, names, bytes, share); "
+                                       "for the video anchors' packets (h264, hevc, av1) their units")
     p.add_argument("input", type=Path)
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+
+    p = sub.add_parser("cut", help="keep a container's first layers (what a link that drops the tail delivers): "
+                                   "a valid, shorter container that still decodes")
+    p.add_argument("input", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--after", help="last layer to keep: a layer name (segmap, colormap, structure, ...) or a "
+                                     "number of layers")
+    how.add_argument("--max-bytes", type=int, help="keep whole layers up to this many bytes")
 
     p = sub.add_parser("bench", help="benchmark codecs on an image folder, a labelled dataset or a rosbag")
     src = p.add_mutually_exclusive_group(required=True)
@@ -201,6 +211,12 @@ def cmd_encode(args) -> int:
     report = {"codec": codec.label(), "implementation": codec.implementation, "bytes": len(data),
               "bpp": bits_per_pixel(len(data), h, w), "height": h, "width": w,
               "encode_ms": round(ms, 2), "output": str(args.output)}
+    if data[:2] == b"SC":       # a container: bytes per layer, in the order a link would drop them (last first)
+        from ..bitstream.inspect import describe
+
+        d = describe(data)
+        report["layers"] = {x["name"]: x["bytes"] for x in d["layers"]}
+        report["framing_bytes"] = d["framing_bytes"]
     roi = getattr(codec, "last_roi", None)
     if roi is not None:         # selective coding: the byte split and what happened to the ROI
         report["roi"] = roi.as_dict()
@@ -286,14 +302,49 @@ def cmd_export(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    from ..bitstream import MAGIC
     from ..bitstream.inspect import describe, format_description
+    from ..bitstream.packets import describe_packet, format_packet, sniff
 
     data = _read_input(args.input)
+    if data[:len(MAGIC)] != MAGIC and sniff(data):      # a video anchor's packet (h264, hevc, av1)
+        d = describe_packet(data)
+        _print_json(d) if args.json else print(format_packet(d))
+        return 0
     d = describe(data)
     if args.json:
         _print_json(d)
     else:
         print(format_description(d))
+    return 0
+
+
+def cmd_cut(args) -> int:
+    from ..bitstream import truncate, unpack
+    from ..bitstream.inspect import describe
+
+    data = _read_input(args.input)
+    if args.max_bytes is not None:
+        if args.max_bytes < 1:
+            raise UsageError("--max-bytes must be positive")
+        out = truncate(data, max_bytes=args.max_bytes)
+    else:
+        names = [x["name"] for x in describe(data)["layers"]]
+        after = args.after.strip().lower()
+        if after in names:
+            keep = names.index(after) + 1
+        elif after.isascii() and after.isdigit() and int(after) >= 1:
+            keep = int(after)
+        else:
+            raise UsageError(f"--after {args.after!r}: not a layer of this container ({', '.join(names)}) "
+                             f"nor a number of layers")
+        out = truncate(data, keep_layers=keep)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(out)
+    c = unpack(out)
+    kept = [x["name"] for x in describe(out)["layers"]]
+    print(f"{args.output}: {len(out)} of {len(data)} bytes, {len(c.layers)} of {len(c.declared)} layers "
+          f"({', '.join(kept)})")
     return 0
 
 
@@ -355,7 +406,7 @@ def cmd_calibrate(args) -> int:
     return run_calibrate_cmd(args)
 
 
-COMMANDS = {"export": cmd_export, "inspect": cmd_inspect, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
+COMMANDS = {"export": cmd_export, "inspect": cmd_inspect, "cut": cmd_cut, "make-bag": cmd_make_bag, "model-info": cmd_model_info, "train": cmd_train, "codecs": cmd_codecs, "encode": cmd_encode, "decode": cmd_decode, "bench": cmd_bench,
             "demo": cmd_demo, "segmap-bench": cmd_segmap_bench, "robustness": cmd_robustness,
             "calibrate": cmd_calibrate}
 

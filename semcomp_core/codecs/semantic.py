@@ -137,7 +137,8 @@ class SemanticGanCodec(Codec):
         "max_bytes": Param(int, 0, "no stream frame larger than this (0 = no cap)", low=0, high=2**20),
         # -- selective coding (semcomp_core.roi): pixels where it matters or where the segmenter is unsure --
         "roi": Param(str, "uncertain", "region of interest coded as HEVC intra pixels: none, or '+'-joined sources "
-                     "classes (roi_classes), uncertain (confidence < roi_conf), user (roi_mask / roi_boxes)"),
+                     "classes (roi_classes), uncertain (confidence < roi_conf), user (roi_mask / roi_boxes), full (the "
+                     "whole frame: a low-quality classic base layer, the signal layer of scalable coding)"),
         "roi_classes": Param(str, "Pedestrian+Bicyclist+SignSymbol", "classes whose cells are "
                              "sent as pixels with roi=classes, in priority order (names or ids, '+'- or "
                              "','-separated; the default also finds person/rider/traffic sign in other label "
@@ -153,6 +154,10 @@ class SemanticGanCodec(Codec):
                        low=0, high=51),
         "budget": Param(int, 0, "bytes per frame for everything on the link when an ROI is coded (0 = auto, "
                         "0.009 bits per pixel; never below the semantic layers)", low=0, high=2**24),
+        # -- structure layer (semcomp_core.structure): thin lines the seg map cannot carry -----------
+        "structure": Param(str, "none", "structure layer: an edge map (lane markings, kerbs, outlines) on a "
+                           "1/4 grid, coded losslessly; none, or s / m / l (about 210 / 260 / 375 bytes per "
+                           "480x360 frame: more lines per level)", choices=("none", "s", "m", "l")),
         "fallback": Param(float, 0.4, "roi=uncertain: above this share of uncertain pixels the whole frame is "
                           "coded classically at the budget (flagged, counted)", low=0.0, high=1.0),
     }
@@ -175,6 +180,9 @@ class SemanticGanCodec(Codec):
 
         self.selective = SelectiveCoder(self)
         self.last_roi = None
+        from ..structure import resolve_structure_level
+
+        self.structure_level = resolve_structure_level(self.config["structure"])
 
     @property
     def segmenter(self):
@@ -191,10 +199,10 @@ class SemanticGanCodec(Codec):
         return runner
 
     def generator_feeds(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
-                        seed: int = 0, roi: tuple | None = None) -> dict:
+                        seed: int = 0, given: dict | None = None) -> dict:
         """The generator's inputs (torch tensors): one-hot map, colour map, the seed's noise (a
         one-channel zero placeholder for generators without noise) and the optional layers
-        (:func:`optional_layer_input`; ``roi`` = (pixels, weight) at H x W)."""
+        (:func:`optional_layer_input`; ``given``: name -> (values, presence) at H x W)."""
         import torch
 
         gen = self.generator
@@ -202,7 +210,7 @@ class SemanticGanCodec(Codec):
         noise = make_noise(gen, onehot.shape, seed)
         if noise is None:
             noise = torch.zeros(onehot.shape[0], 1, onehot.shape[2] // 8, onehot.shape[3] // 8)
-        layers = optional_layer_input(gen.config, onehot.shape[2], onehot.shape[3], {"roi": roi} if roi else {})
+        layers = optional_layer_input(gen.config, onehot.shape[2], onehot.shape[3], given or {})
         return {"onehot": onehot, "color": color, "noise": noise, "layers": layers}
 
     def warm_up_sender(self, frame: np.ndarray) -> None:
@@ -326,7 +334,17 @@ class SemanticGanCodec(Codec):
         tw, th = self.level.thumb
         col = self.colormap_layer.encode(thumbnail(image, min(tw, w), min(th, h)))
         layers = [(LayerId.DECODER_PARAMS, params), (LayerId.SEGMAP, seg), (LayerId.COLORMAP, col)]
+        layers += self.structure_layers(image)
         return CodecId.SEMANTIC_GAN, self.select(image, labels, grid_logits, factor, layers)
+
+    def structure_layers(self, image: np.ndarray) -> list:
+        """``[(STRUCTURE, payload)]`` of ``image`` at this instance's structure level, or [] when off."""
+        if self.structure_level is None:
+            return []
+        from ..layers import StructureLayer
+        from ..structure import extract_structure
+
+        return [(LayerId.STRUCTURE, StructureLayer().encode(extract_structure(image, self.structure_level)))]
 
     def select(self, image, labels, grid_logits, factor: int, layers: list, head: list | None = None,
                cap: int | None = None, stream: bool = False) -> list:
@@ -378,9 +396,31 @@ class SemanticGanCodec(Codec):
         fallback = self.fallback_picture(container)
         if fallback is not None:
             return fallback
+        if container.find(LayerId.SEGMAP) is None and container.truncated:
+            return no_semantics_frame(container.height, container.width)
         labels, factor, thumb, seed = self.read_layers(container)
         roi = self.read_roi(container, labels, factor)
-        return self.render(labels, factor, thumb, container.height, container.width, seed, roi)
+        return self.render(labels, factor, thumb, container.height, container.width, seed, roi,
+                           self.read_structure(container))
+
+    @staticmethod
+    def read_structure(container: Container) -> np.ndarray | None:
+        """The container's edge map (on the structure grid of its frame size), or None."""
+        from ..layers import StructureLayer
+        from ..structure.extract import grid_shape
+
+        ids = container.layer_ids
+        if ids.count(LayerId.STRUCTURE) > 1:
+            raise BitstreamError("more than one structure layer")
+        payload = container.find(LayerId.STRUCTURE)
+        if payload is None:
+            return None
+        want = grid_shape(container.height, container.width)
+        got = StructureLayer.peek_shape(payload)
+        if got != want:
+            raise BitstreamError(f"structure map {got[1]}x{got[0]} does not fit a {container.width}x"
+                                 f"{container.height} frame (its grid is {want[1]}x{want[0]})")
+        return StructureLayer().decode(payload, max_shape=want)
 
     def fallback_picture(self, container: Container, allowed=(LayerId.ROI,)) -> np.ndarray | None:
         """The frame of a classic-fallback container (a full-frame ROI layer and nothing semantic), or None
@@ -437,36 +477,50 @@ class SemanticGanCodec(Codec):
         k = gen.num_classes
         if int(labels.max()) >= k:
             raise BitstreamError(f"seg-map label {int(labels.max())} outside the decoder's {k} classes")
+        col = container.find(LayerId.COLORMAP)
+        if col is None and container.truncated:              # cut after the map: colours from the classes
+            from ..layers.class_colours import prior_colour_map
+
+            return labels, factor, prior_colour_map(labels, self.label_table(gen)), params.seed
         return labels, factor, ColorMapLayer.decode_quantised(container.layer(LayerId.COLORMAP)), params.seed
 
     def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
-               seed: int = 0, roi=None) -> np.ndarray:
+               seed: int = 0, roi=None, structure: np.ndarray | None = None) -> np.ndarray:
         """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8.
         Frames above ``render_pixels`` are painted at about that many pixels and upscaled. ``roi``
         (a parsed masked ROI layer): a generator trained with the ``roi`` optional layer is
-        conditioned on its pixels, and the pixels are blended in at full resolution either way."""
+        conditioned on its pixels, and the pixels are blended in at full resolution either way.
+        ``structure`` (a decoded edge map): conditions a generator trained with the ``structure``
+        optional layer; other generators render without it."""
         from ..roi.selective import blend, decoded_box, full_frame
+        from ..structure import structure_input
 
-        cond = None
-        if roi is not None:
-            pix, weight = decoded_box(roi, labels, factor)
-            if "roi" in (self.generator.config.get("optional_layers") or ()):
-                cond = full_frame(roi.box, pix, weight, H, W)
+        trained = self.generator.config.get("optional_layers") or ()
         pixels = self.config["render_pixels"]
+        h, w = H, W
         if pixels and H * W > 1.05 * pixels:
-            from PIL import Image
-
             s = (pixels / (H * W)) ** 0.5
             h, w = max(8, round(H * s)), max(8, round(W * s))
-            if cond is not None:
-                import cv2
+        given = {}
+        if roi is not None:
+            pix, weight = decoded_box(roi, labels, factor)
+            if "roi" in trained:
+                cond = full_frame(roi.box, pix, weight, H, W)
+                if (h, w) != (H, W):
+                    import cv2
 
-                cond = (cv2.resize(cond[0], (w, h), interpolation=cv2.INTER_AREA),
-                        cv2.resize(cond[1], (w, h), interpolation=cv2.INTER_AREA))
-            small = self._paint(labels, factor * h / H, thumb, h, w, seed, cond)
+                    cond = (cv2.resize(cond[0], (w, h), interpolation=cv2.INTER_AREA),
+                            cv2.resize(cond[1], (w, h), interpolation=cv2.INTER_AREA))
+                given["roi"] = cond
+        if structure is not None and "structure" in trained:
+            given["structure"] = structure_input(structure, h, w)
+        if (h, w) != (H, W):
+            from PIL import Image
+
+            small = self._paint(labels, factor * h / H, thumb, h, w, seed, given)
             out = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC))
         else:
-            out = self._paint(labels, factor, thumb, H, W, seed, cond)
+            out = self._paint(labels, factor, thumb, H, W, seed, given)
         return out if roi is None else blend(out, roi.box, pix, weight)
 
     @staticmethod
@@ -476,10 +530,15 @@ class SemanticGanCodec(Codec):
 
         return blend(rendered, roi.box, *decoded_box(roi, labels, factor))
 
-    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int, roi: tuple | None = None) -> np.ndarray:
-        out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed, roi))
+    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int, given: dict | None = None) -> np.ndarray:
+        out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed, given))
         out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
         return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+
+
+def no_semantics_frame(H: int, W: int) -> np.ndarray:
+    """What a container cut before its seg map renders: a mid-grey frame of the full size."""
+    return np.full((H, W, 3), 128, np.uint8)
 
 
 def working_resolution(image: np.ndarray, pixels: int) -> np.ndarray:

@@ -8,7 +8,8 @@ from .scale import downscale_labels, map_shape, thumbnail, upscale_labels, upsca
 from .roi import RoiData, RoiLayer, RoiMaskRule
 from .segmap import SegMapLayer
 from .segmap_inter import SegMapInterLayer
+from .structure import StructureLayer
 
 __all__ = ["LAYERS", "Layer", "register_layer", "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader", "FrameInfoLayer",
-           "SegMapInterLayer", "RoiData", "RoiLayer", "RoiMaskRule", "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels",
+           "SegMapInterLayer", "StructureLayer", "RoiData", "RoiLayer", "RoiMaskRule", "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels",
            "map_shape", "thumbnail", "upscale_labels", "upscale_thumbnail"]

@@ -13,6 +13,17 @@ import numpy as np
 from PIL import Image
 
 
+def check_map(values, max_side: int, what: str) -> np.ndarray:
+    """``values`` as a non-empty 2-D array of at most ``max_side`` a side; ValueError naming ``what``."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"{what} must be a non-empty 2-D array, got shape {values.shape}")
+    h, w = values.shape
+    if h > max_side or w > max_side:
+        raise ValueError(f"{what} {h}x{w} larger than {max_side} a side")
+    return values
+
+
 def map_shape(height: int, width: int, factor: int) -> tuple[int, int]:
     return -(-height // factor), -(-width // factor)
 

@@ -46,6 +46,7 @@ from ..errors import BitstreamError
 from ..paths import data_path
 from .base import Layer, register_layer
 from .entropy import Categorical, RangeEncoder, new_decoder, words_to_bytes
+from .scale import check_map
 
 PRIOR_IDS = {0: None, 1: "camvid-v1"}
 DEFAULT_PRIOR_ID = 1
@@ -168,12 +169,8 @@ class SegMapLayer(Layer):
         self.prior_id = prior_id
 
     def encode(self, labels: np.ndarray) -> bytes:
-        labels = np.asarray(labels)
-        if labels.ndim != 2 or labels.size == 0:
-            raise ValueError(f"label map must be a non-empty 2-D array, got shape {labels.shape}")
+        labels = check_map(labels, MAX_MAP_SIDE, "label map")
         h, w = labels.shape
-        if h > MAX_MAP_SIDE or w > MAX_MAP_SIDE:
-            raise ValueError(f"label map {h}x{w} larger than {MAX_MAP_SIDE} a side")
         if labels.min() < 0 or labels.max() > 255:
             raise ValueError("labels must lie in 0..255")
         k = self.num_classes or int(labels.max()) + 1

@@ -28,7 +28,7 @@ from .io import register_model
 
 #: optional conditioning layers a generator may be built for: name -> input channels (each layer also
 #: brings one presence channel: 0 where the layer says nothing, up to 1 where it holds). Fixed order.
-OPTIONAL_LAYERS = {"roi": 3}
+OPTIONAL_LAYERS = {"roi": 3, "structure": 1}
 
 
 def optional_channels(names) -> int:
@@ -112,6 +112,10 @@ class SPADEGenerator(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.config["num_classes"]
+
+    def layer_offset(self, name: str) -> int:
+        """First channel of optional layer ``name`` in the ``layers`` input (its presence follows its channels)."""
+        return optional_channels(self.optional_layers[:self.optional_layers.index(name)])
 
     def forward(self, onehot: torch.Tensor, color: torch.Tensor, noise: torch.Tensor | None = None,
                 layers: torch.Tensor | None = None):

@@ -89,7 +89,7 @@ class DecoderStage:
         self.backend = ""
         self._sessions: dict[type[Codec], DecoderSession] = {}
         self.configure(device, max_pixels, str(decoder_options or ""), backend)
-        self.counters = Counters("received", "decoded", "rejected", "corrupt", "mismatch", "errors",
+        self.counters = Counters("received", "decoded", "truncated", "rejected", "corrupt", "mismatch", "errors",
                                  "lost", "key_frames", "inter_frames", "recoveries", "stream_resets")
         self.decode_ms = RollingWindow(window)
         self.rate = RateMeter()
@@ -182,6 +182,8 @@ class DecoderStage:
                     return self._fail("rejected", f"frame {header_text(header)} is {container.width}x"
                                                   f"{container.height}, over max_pixels={self.max_pixels}")
                 cls, codec_id = codec_class_for_id(container.codec_id), container.codec_id
+                if container.truncated:       # cut after a complete layer: decoded from what arrived
+                    self.counters.bump("truncated")
             session = self._session(cls)
             keys, recoveries = session.key_frames, session.recoveries
             image = np.ascontiguousarray(session.decode(data))
@@ -236,6 +238,7 @@ class DecoderStage:
             "frames_model_mismatch": str(c["mismatch"]),
             "frames_failed": str(c["errors"]),
             "frames_lost": str(c["lost"]),
+            "frames_truncated": str(c["truncated"]),
             "key_frames": str(c["key_frames"]),
             "inter_frames": str(c["inter_frames"]),
             "recoveries": str(c["recoveries"]),

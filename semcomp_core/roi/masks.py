@@ -1,6 +1,6 @@
 """Region-of-interest masks on the seg-map grid, and their pixel footprint.
 
-Three sources, combined by union (codec parameter ``roi=classes+uncertain+user``):
+Four sources, combined by union (codec parameter ``roi=classes+uncertain+user``):
 
 * **classes** -- cells whose label is in a class set (``roi_classes=Pedestrian+Bicyclist+...``; ','
   works too outside ``bench --codecs`` lists, where ',' separates codecs),
@@ -11,7 +11,9 @@ Three sources, combined by union (codec parameter ``roi=classes+uncertain+user``
   probability after temperature scaling, ``models.confidence``) is below ``roi_conf``: what the
   segmenter cannot read is sent as pixels instead of being hallucinated;
 * **user** -- a mask image (``roi_mask=PATH``: any single-channel or RGB image of the frame's size,
-  nonzero = ROI) or boxes (``roi_boxes=x0,y0,x1,y1;...`` in frame pixels, end exclusive).
+  nonzero = ROI) or boxes (``roi_boxes=x0,y0,x1,y1;...`` in frame pixels, end exclusive);
+* **full** -- the whole frame: a classic base layer under the semantic ones (the SCMC signal
+  layer), coded at what the budget leaves; its mask is the rule "every class" (3-5 bytes).
 
 A cell is in a user mask when any of its pixels is. Masks that are not derivable from the map are
 sent explicitly (coded like a seg map).
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..errors import UsageError
 
-SOURCES = ("classes", "uncertain", "user")
+SOURCES = ("classes", "uncertain", "user", "full")
 
 
 def with_user_source(cls, params: dict, mask_path: str, boxes: str) -> dict:

@@ -43,8 +43,12 @@ log = logging.getLogger(__name__)
 
 #: auto budget in bits per pixel (0 = budget param given explicitly)
 AUTO_BPP = 0.009
-#: layer framing in the container: id byte + length varint (<= 3 bytes for a layer under 2 MiB)
-FRAMING = 4
+def framing(room: int) -> int:
+    """Container bytes a layer adds besides its payload when ``room`` bytes are left for both: table
+    entry (id byte + length varint, <= 3 bytes under 2 MiB) and its check (2 bytes, 4 from 4096 on)."""
+    from ..bitstream.container import LONG_LAYER_BYTES
+
+    return 1 + 3 + (2 if room - 6 < LONG_LAYER_BYTES else 4)
 #: dilation (cells) of the class rule
 CLASS_DILATION = 0
 #: the coarsest ROI coding: QP and downscale (2**shift); coarser pixels are no better than generated ones
@@ -157,6 +161,15 @@ class SelectiveCoder:
             ranked += [((2, float(conf[c].mean()), 0), c) for c in masks.components(uncertain)]
         if counts.get("uncertain") or counts.get("user"):
             rule = None                 # not derivable from the map: the mask goes explicitly
+        if "full" in self.sources:      # the whole frame: one region, every other source inside it
+            every = np.ones(shape, bool)
+            counts["full"] = int(every.sum())
+            k = self.codec.segmenter.num_classes
+            all_classes = (1 << k) - 1
+            rule = RoiMaskRule(all_classes, 0) if k <= MAX_RULE_CLASS + 1 and not counts.get("uncertain") \
+                and not counts.get("user") else None
+            ranked = [((0, 0, 0), every)]
+            self._user_regions = 0
         return [c for _, c in sorted(ranked, key=lambda kc: kc[0])], rule, uncertain, counts
 
     def user_pixels(self, H: int, W: int) -> np.ndarray:
@@ -215,7 +228,7 @@ class SelectiveCoder:
         if not comps:
             return "semantic", None, rep
         layer = RoiLayer()
-        allowance = budget - semantic_bytes - FRAMING
+        allowance = budget - semantic_bytes - framing(budget - semantic_bytes)
         n = len(comps) if allowance >= MIN_ROI_BYTES else 0
         while n:
             sel = np.zeros(labels.shape, bool)
@@ -253,7 +266,7 @@ class SelectiveCoder:
         def size_of(hevc, shift):
             return len(layer.encode(RoiData(None, box, shift, hevc)))
 
-        got = encode_at_budget(image, budget - overhead - FRAMING, size_of, self.q_best)
+        got = encode_at_budget(image, budget - overhead - framing(budget - overhead), size_of, self.q_best)
         if got is None and not strict:       # the frame stays semantic
             self.dropped += 1
             rep.dropped = True

@@ -55,7 +55,10 @@ from .rate import RateController
 from .session import DecoderSession, EncoderSession, FrameInfo, ReferenceMissingError
 
 _INTER_LAYERS = {int(LayerId.FRAME_INFO), int(LayerId.SEGMAP_INTER), int(LayerId.COLORMAP_DELTA),
-                 int(LayerId.COLORMAP), int(LayerId.ROI)}
+                 int(LayerId.COLORMAP), int(LayerId.STRUCTURE), int(LayerId.ROI)}
+#: layers the reference does not depend on: a frame that lost only these still updates it exactly as the
+#: sender's copy (a link that drops the tail keeps the stream going)
+_TAIL_LAYERS = {int(LayerId.STRUCTURE), int(LayerId.ROI)}
 #: dead zone of the colour-map deltas (coefficients move after 0.5 + DEADZONE quantiser steps)
 COLOR_DEADZONE = 0.75
 
@@ -74,6 +77,11 @@ class Reference:
     qi: int
     seed: int
     image: np.ndarray | None = None
+    edges: np.ndarray | None = None     # the frame's structure layer (not predicted: sent every frame)
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def frame_header(container: Container) -> FrameHeader | None:
@@ -214,6 +222,7 @@ class SemanticEncoderSession(EncoderSession):
             else:
                 q = quantise(thumb, lv.color_qi)
                 layers.append((LayerId.COLORMAP, ColorMapLayer.encode_quantised(q, lv.color_qi)))
+        layers += codec.structure_layers(image)
         layers = codec.select(image, labels, grid_logits, factor, layers, head, cap=limit, stream=self.stream)
         new = Reference(self.tag, self._seq(), H, W, labels, factor, q, lv.color_qi, seed)
         if codec.last_roi is not None:
@@ -271,27 +280,52 @@ class SemanticDecoderSession(DecoderSession):
                 raise BitstreamError("classic-fallback frame flagged as an inter frame")
             self.ref = None                              # the next frame of the stream is a key frame
             return fallback, True
+        if container.truncated and not set(container.declared[len(container.layers):]) <= _TAIL_LAYERS:
+            return self._truncated(container, head)
         if head is None or head.key:
             labels, factor, (q, qi), seed = codec.read_key_layers(container)
             tag, seq = (head.stream_tag, head.seq) if head else (-1, -1)
             new = Reference(tag, seq, H, W, labels, factor, q, qi, seed)
         else:
             new = self._inter(container, head)
+        new.edges = codec.read_structure(container)
         prev = self.ref
         if (prev is not None and prev.image is not None and (H, W) == (prev.height, prev.width)
                 and new.seed == prev.seed and np.array_equal(new.labels, prev.labels)
-                and new.qi == prev.qi and np.array_equal(new.q, prev.q)):
+                and new.qi == prev.qi and np.array_equal(new.q, prev.q) and _same(new.edges, prev.edges)):
             new.image = prev.image                       # nothing changed: no new rendering, no flicker
         else:
-            new.image = codec.render(new.labels, new.factor, dequantise(new.q, new.qi), H, W, new.seed)
+            new.image = codec.render(new.labels, new.factor, dequantise(new.q, new.qi), H, W, new.seed,
+                                     structure=new.edges)
             self.rendered += 1
             if (self.hold and prev is not None and prev.image is not None and head is not None and not head.key
-                    and new.labels.shape == prev.labels.shape and new.qi == prev.qi and np.array_equal(new.q, prev.q)):
+                    and new.labels.shape == prev.labels.shape and new.qi == prev.qi and np.array_equal(new.q, prev.q)
+                    and _same(new.edges, prev.edges)):
                 new.image = hold_unchanged(prev.image, new.image, prev.labels != new.labels, new.factor)
         self.ref = new
         roi = codec.read_roi(container, new.labels, new.factor)
         out = new.image.copy() if roi is None else codec.paint_roi(new.image, roi, new.labels, new.factor)
         return out, head is None or head.key
+
+    def _truncated(self, container: Container, head: FrameHeader | None):
+        """A frame cut inside its semantic layers (format 4; a cut that lost only structure or ROI layers
+        decodes as usual): rendered from what arrived -- an inter frame on top of the reference's
+        layers -- but it is no reference: the sender's copy holds the whole frame, so the stream waits
+        for its next key frame (inter frames until then raise ReferenceMissingError)."""
+        codec = self.codec
+        key = head is None or head.key
+        if not key:
+            missing = container.find(LayerId.SEGMAP_INTER) is None and container.find(LayerId.COLORMAP_DELTA) is None
+            new = self._inter(container, head)
+            if missing and container.find(LayerId.COLORMAP) is None and self.ref.image is not None:
+                out = self.ref.image.copy()              # nothing of this frame arrived but its header
+            else:
+                out = codec.render(new.labels, new.factor, dequantise(new.q, new.qi), container.height,
+                                   container.width, new.seed, structure=codec.read_structure(container))
+        else:
+            out = codec.decode_container(container)
+        self.ref = None
+        return out, key
 
     def _inter(self, container: Container, head: FrameHeader) -> Reference:
         ref = self.ref

@@ -41,6 +41,7 @@ class GanTrainConfig:
     w_fm: float = 10.0
     w_rec: float = 10.0
     w_sem: float = 1.0
+    w_edge: float = 0.0                # structure consistency (luma gradients where the structure layer is given)
     ema: float = 0.999
     channels: tuple = (96, 48, 24, 12)
     hidden: tuple = (48, 32, 16, 12)
@@ -71,7 +72,9 @@ class ConditionSampler:
     on the level's grid -- a class rule over a random subset of :data:`ROI_CLASSES`, or 1-4 random
     rectangles (as low-confidence and user masks look) -- dilated by one cell; its pixels degraded as a
     low-rate intra codec would (random 1-4x downscale, JPEG quality 15-60) inside the coded region, and
-    its presence = the receiver's blending weight (``roi.masks.alpha``)."""
+    its presence = the receiver's blending weight (``roi.masks.alpha``). The ``structure`` layer: the
+    frame's edge map at a random structure level (``structure.extract_structure``), as the receiver
+    feeds it (``structure.structure_input``)."""
 
     def __init__(self, images, labels, num_classes, levels, seed=0, class_names=None,
                  optional_layers=(), layer_dropout: float = 0.5):
@@ -133,6 +136,11 @@ class ConditionSampler:
         given = {}
         if "roi" in self.optional_layers and self.rng.random() >= self.layer_dropout:
             given["roi"] = self._roi(i, small, f, H, W)
+        if "structure" in self.optional_layers and self.rng.random() >= self.layer_dropout:
+            from ..structure import STRUCTURE_LEVELS, extract_structure, structure_input
+
+            level = list(STRUCTURE_LEVELS)[int(self.rng.integers(len(STRUCTURE_LEVELS)))]
+            given["structure"] = structure_input(extract_structure(self.images[i], level), H, W)
         return optional_layer_input({"optional_layers": self.optional_layers}, *padded_size(H, W), given)
 
     def _roi(self, i: int, small: np.ndarray, f: int, H: int, W: int):
@@ -287,6 +295,9 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
                      "rec": cfg.w_rec * losses.reconstruction(fake, real)}
             if seg is not None and cfg.w_sem > 0:
                 terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
+            if cfg.w_edge > 0 and "structure" in gen.optional_layers:
+                at = gen.layer_offset("structure") + OPTIONAL_LAYERS["structure"]      # its presence channel
+                terms["edge"] = cfg.w_edge * losses.structure_consistency(fake, real, layers[:, at:at + 1])
             g_loss = sum(terms.values())
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -328,7 +339,7 @@ def _card(cfg, step, classes, model) -> str:
             f"- Data: {cfg.train}; labels: {cfg.labels}; classes: {', '.join(classes)}.\n"
             f"- Steps: {step} of batch {cfg.batch}, {cfg.crop}x{cfg.crop} crops, all quality levels mixed.\n"
             f"- Losses: hinge GAN (2-scale PatchGAN, width {cfg.d_width}), feature matching x{cfg.w_fm}, "
-            f"reconstruction x{cfg.w_rec}, semantic consistency x{cfg.w_sem} "
+            f"reconstruction x{cfg.w_rec}, semantic consistency x{cfg.w_sem}, structure consistency x{cfg.w_edge} "
             f"({'segmenter ' + str(cfg.segmenter) if cfg.segmenter else 'off'}).\n"
             f"- Start: {'fine-tuned from ' + str(cfg.init) if cfg.init else 'from scratch'}; optional layers "
             f"{list(model.config.get('optional_layers') or []) or 'none'} (layer dropout {cfg.layer_dropout}).\n"

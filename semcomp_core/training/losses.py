@@ -1,4 +1,5 @@
-"""GAN losses: hinge adversarial, discriminator feature matching, reconstruction, semantic consistency."""
+"""GAN losses: hinge adversarial, discriminator feature matching, reconstruction, semantic consistency,
+structure consistency."""
 from __future__ import annotations
 
 import torch
@@ -35,3 +36,23 @@ def semantic_consistency(segmenter, fake, labels) -> torch.Tensor:
     logits = segmenter((fake + 1) * 127.5)
     logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     return F.cross_entropy(logits, labels, ignore_index=255)
+
+
+def gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of the BT.601 luma of (N, 3, H, W) images in -1..1, (N, 1, H, W)."""
+    luma = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3])
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=image.device) / 8
+    kernels = torch.stack([k, k.t()])[:, None]
+    g = F.conv2d(F.pad(luma, (1, 1, 1, 1), mode="replicate"), kernels)
+    return torch.sqrt((g * g).sum(1, keepdim=True) + 1e-6)
+
+
+def structure_consistency(fake, real, presence) -> torch.Tensor:
+    """L1 between the luma gradient magnitudes of ``fake`` and ``real`` where the structure layer is
+    present (``presence`` (N, 1, H, W) in 0..1): rewards drawing the sent lines where they are, and
+    only in samples that had them (no pressure to invent lines without the layer)."""
+    w = presence.float()
+    if float(w.sum()) == 0.0:
+        return fake.sum() * 0.0
+    diff = (gradient_magnitude(fake) - gradient_magnitude(real)).abs()
+    return (diff * w).sum() / w.sum()
