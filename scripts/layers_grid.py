@@ -2,14 +2,15 @@
 """Sample grid of scalable decoding: original | semantic only | + structure | + signal | BPG at similar bytes.
 
 Each row is ONE container of a CamVid val frame with all three layer groups (``semantic-gan`` with
-``structure=`` and a full-frame ``roi=user`` box as the low-quality signal layer, at ``budget=``
-bytes), decoded three times: cut after the colour map, cut after the structure layer, whole
+``structure=`` and the ROI layer as the signal layer -- ``--signal``: ``roi=`` sources, default
+people, cyclists, signs and what the segmenter cannot read; ``full`` = a low-quality base layer of
+the whole frame -- at ``budget=`` bytes), decoded three times: cut after the colour map, cut after the structure layer, whole
 (``semcomp_core.bitstream.truncate``). The BPG column takes the largest q whose container is not
 smaller than the whole one. Tiles are captioned with the bytes that reached the decoder. Writes a
 JPEG and a JSON of the numbers.
 
     python scripts/layers_grid.py --data ../shared/data/camvid --out docs/benchmarks/layers_grid.jpg \
-        --frames 0016E5_07981 0016E5_08057 --structure m --budget 900
+        --frames 0016E5_08009 0016E5_08059 0016E5_08149 --structure l --budget 900
 """
 from __future__ import annotations
 
@@ -33,14 +34,14 @@ def main() -> int:
     ap.add_argument("--frames", nargs="+", required=True)
     ap.add_argument("--structure", default="m", help="structure level (s, m, l)")
     ap.add_argument("--budget", type=int, default=900, help="bytes per frame for all layers")
+    ap.add_argument("--signal", default="classes+uncertain", help="roi= sources of the signal layer")
     ap.add_argument("--scale", type=float, default=0.6)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     rows, numbers = [], []
     for name in args.frames:
         image = load_image(args.data / "val" / f"{name}.png")
-        h, w = image.shape[:2]
-        codec = build(f"semantic-gan:structure={args.structure}:roi=user:roi_boxes=0,0,{w},{h}:budget={args.budget}")
+        codec = build(f"semantic-gan:structure={args.structure}:roi={args.signal}:budget={args.budget}")
         data = codec.encode(image)
         ids = unpack(data).layer_ids
         cuts = {"semantic only": truncate(data, keep_layers=ids.index(LayerId.COLORMAP) + 1),

@@ -53,6 +53,14 @@ def test_structure_consistency_rewards_the_original_lines_only_where_given():
     loss.backward()
     assert float(flat.grad.abs().sum()) > 0
     assert float(structure_consistency(flat, real, torch.zeros(2, 1, 32, 32))) == 0.0
+    # with the line channel: only pixels near a sent line count; texture elsewhere is free
+    lines = -torch.ones(2, 1, 32, 32)
+    lines[:, :, :, 16] = 1.0
+    textured = real.clone()
+    textured[:, :, :, :8] += torch.rand(2, 3, 32, 8)             # far from the line: ignored
+    assert float(structure_consistency(textured, real, given, lines)) == pytest.approx(0.0, abs=1e-3)
+    assert float(structure_consistency(flat.detach(), real, given, lines)) > float(
+        structure_consistency(flat.detach(), real, given))          # the line's missing contrast dominates
 
 
 def test_tiny_decoder_trains_with_the_structure_layer(tmp_path):

@@ -73,8 +73,8 @@ def add_train_parser(sub) -> None:
     d.add_argument("--steps", type=int, default=20000)
     d.add_argument("--crop", type=int, default=192)
     d.add_argument("--w-sem", type=float, default=1.0)
-    d.add_argument("--w-edge", type=float, default=0.0, help="structure consistency: L1 of luma gradients where "
-                   "the structure layer is given (trains the generator to draw the sent lines)")
+    d.add_argument("--w-edge", type=float, default=0.0, help="structure consistency: L1 of luma gradients near the "
+                   "lines of a given structure layer (trains the generator to draw the sent lines)")
     d.add_argument("--save-every", type=int, default=200)
     d.add_argument("--init", type=Path, help="start from this decoder folder (fine-tuning)")
     d.add_argument("--optional-layers", default="", help="comma-separated optional conditioning layers to "

@@ -41,7 +41,7 @@ class GanTrainConfig:
     w_fm: float = 10.0
     w_rec: float = 10.0
     w_sem: float = 1.0
-    w_edge: float = 0.0                # structure consistency (luma gradients where the structure layer is given)
+    w_edge: float = 0.0                # structure consistency (luma gradients near the lines of a given structure layer)
     ema: float = 0.999
     channels: tuple = (96, 48, 24, 12)
     hidden: tuple = (48, 32, 16, 12)
@@ -296,8 +296,9 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
             if seg is not None and cfg.w_sem > 0:
                 terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
             if cfg.w_edge > 0 and "structure" in gen.optional_layers:
-                at = gen.layer_offset("structure") + OPTIONAL_LAYERS["structure"]      # its presence channel
-                terms["edge"] = cfg.w_edge * losses.structure_consistency(fake, real, layers[:, at:at + 1])
+                at = gen.layer_offset("structure")             # its line channel, then its presence
+                terms["edge"] = cfg.w_edge * losses.structure_consistency(fake, real, layers[:, at + 1:at + 2],
+                                                                          layers[:, at:at + 1])
             g_loss = sum(terms.values())
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
