@@ -230,3 +230,13 @@ def test_warm_up_call_is_not_scored_and_changes_no_number(frame, tmp_path):
         assert len(codec.returned) == (2 if warm else 1) and len(out) == 1
         rows[warm] = {k: out[0].row[k] for k in ("bytes", "bpp", "psnr", "ms_ssim")}
     assert rows[True] == rows[False]
+
+
+def test_edge_columns_are_one_score(bench):
+    """edge_f is the F of the reported edge precision and recall, row by row and in the summary means."""
+    for o in bench.outcomes:
+        p, r = o.row["edge_precision"], o.row["edge_recall"]
+        assert 0 <= p <= 1 and 0 <= r <= 1
+        assert o.row["edge_f"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+    for s in bench.summary:
+        assert {"edge_f", "edge_precision", "edge_recall"} <= set(s)
