@@ -58,8 +58,9 @@ def test_structure_consistency_rewards_the_original_lines_only_where_given():
     lines[:, :, :, 16] = 1.0
     textured = real.clone()
     textured[:, :, :, :8] += torch.rand(2, 3, 32, 8)             # far from the line: ignored
-    assert float(structure_consistency(textured, real, given, lines)) == pytest.approx(0.0, abs=1e-3)
-    assert float(structure_consistency(flat.detach(), real, given, lines)) > float(
+    assert float(structure_consistency(textured, real, given, lines, reach=2)) == pytest.approx(0.0, abs=1e-3)
+    assert float(structure_consistency(textured, real, given, lines)) > 0.01   # reach 0: the whole crop
+    assert float(structure_consistency(flat.detach(), real, given, lines, 2)) > float(
         structure_consistency(flat.detach(), real, given))          # the line's missing contrast dominates
 
 
@@ -90,4 +91,4 @@ def test_tiny_decoder_trains_with_the_structure_layer(tmp_path):
     assert gen.config["optional_layers"] == ["roi", "structure"]
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert all(r["edge"] > 0 for r in log)
-    assert "structure consistency x5.0" in (out / "model" / "MODEL_CARD.md").read_text()
+    assert "structure consistency x5.0 (reach whole crop)" in (out / "model" / "MODEL_CARD.md").read_text()

@@ -73,8 +73,10 @@ def add_train_parser(sub) -> None:
     d.add_argument("--steps", type=int, default=20000)
     d.add_argument("--crop", type=int, default=192)
     d.add_argument("--w-sem", type=float, default=1.0)
-    d.add_argument("--w-edge", type=float, default=0.0, help="structure consistency: L1 of luma gradients near the "
-                   "lines of a given structure layer (trains the generator to draw the sent lines)")
+    d.add_argument("--w-edge", type=float, default=0.0, help="structure consistency: L1 of luma gradients where a "
+                   "structure layer is given (trains the generator to draw the sent lines)")
+    d.add_argument("--edge-reach", type=int, default=0, help="restrict --w-edge to this many pixels around the "
+                   "sent lines (0: the whole crop, as the shipped decoder was trained)")
     d.add_argument("--save-every", type=int, default=200)
     d.add_argument("--init", type=Path, help="start from this decoder folder (fine-tuning)")
     d.add_argument("--optional-layers", default="", help="comma-separated optional conditioning layers to "
@@ -115,7 +117,7 @@ def run_train(args) -> int:
         cfg = GanTrainConfig(train=str(args.train), out=str(args.out),
                              segmenter=str(args.segmenter) if args.segmenter else None, labels=args.labels,
                              steps=args.steps, batch=args.batch or 4, crop=args.crop, w_sem=args.w_sem,
-                             w_edge=args.w_edge, device=args.device, seed=args.seed, resume=args.resume, threads=args.threads,
+                             w_edge=args.w_edge, edge_reach=args.edge_reach, device=args.device, seed=args.seed, resume=args.resume, threads=args.threads,
                              tiny=args.tiny, save_every=args.save_every, lr_g=args.lr_g,
                              init=str(args.init) if args.init else None,
                              optional_layers=tuple(n.strip() for n in args.optional_layers.split(",") if n.strip()),

@@ -41,7 +41,8 @@ class GanTrainConfig:
     w_fm: float = 10.0
     w_rec: float = 10.0
     w_sem: float = 1.0
-    w_edge: float = 0.0                # structure consistency (luma gradients near the lines of a given structure layer)
+    w_edge: float = 0.0                # structure consistency (luma gradients where a structure layer is given)
+    edge_reach: int = 0                # ... only within this many pixels of its lines (0: the whole crop)
     ema: float = 0.999
     channels: tuple = (96, 48, 24, 12)
     hidden: tuple = (48, 32, 16, 12)
@@ -297,8 +298,8 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
                 terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
             if cfg.w_edge > 0 and "structure" in gen.optional_layers:
                 at = gen.layer_offset("structure")             # its line channel, then its presence
-                terms["edge"] = cfg.w_edge * losses.structure_consistency(fake, real, layers[:, at + 1:at + 2],
-                                                                          layers[:, at:at + 1])
+                terms["edge"] = cfg.w_edge * losses.structure_consistency(
+                    fake, real, layers[:, at + 1:at + 2], layers[:, at:at + 1], cfg.edge_reach)
             g_loss = sum(terms.values())
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -341,6 +342,7 @@ def _card(cfg, step, classes, model) -> str:
             f"- Steps: {step} of batch {cfg.batch}, {cfg.crop}x{cfg.crop} crops, all quality levels mixed.\n"
             f"- Losses: hinge GAN (2-scale PatchGAN, width {cfg.d_width}), feature matching x{cfg.w_fm}, "
             f"reconstruction x{cfg.w_rec}, semantic consistency x{cfg.w_sem}, structure consistency x{cfg.w_edge} "
+            f"(reach {cfg.edge_reach or 'whole crop'}) "
             f"({'segmenter ' + str(cfg.segmenter) if cfg.segmenter else 'off'}).\n"
             f"- Start: {'fine-tuned from ' + str(cfg.init) if cfg.init else 'from scratch'}; optional layers "
             f"{list(model.config.get('optional_layers') or []) or 'none'} (layer dropout {cfg.layer_dropout}).\n"

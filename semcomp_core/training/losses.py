@@ -47,15 +47,14 @@ def gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((g * g).sum(1, keepdim=True) + 1e-6)
 
 
-def structure_consistency(fake, real, presence, lines=None, reach: int = 2) -> torch.Tensor:
+def structure_consistency(fake, real, presence, lines=None, reach: int = 0) -> torch.Tensor:
     """L1 between the luma gradient magnitudes of ``fake`` and ``real`` where the structure layer is
-    present (``presence`` (N, 1, H, W) in 0..1) and, given the layer's channel ``lines`` (N, 1, H, W)
-    in -1..1, only within ``reach`` pixels of a sent line: rewards drawing the sent lines where they
-    are with the original's contrast, and leaves texture elsewhere to the adversarial terms (an L1
-    on every pixel pulls uncertain texture towards flat); no pressure at all in samples without the
-    layer."""
+    present (``presence`` (N, 1, H, W) in 0..1); with ``reach`` > 0 and the layer's channel ``lines``
+    (N, 1, H, W) in -1..1, only within ``reach`` pixels of a sent line (texture elsewhere left to the
+    adversarial terms). No pressure at all in samples without the layer. The shipped decoder was
+    trained with ``reach`` 0 (BENCHMARKS.md, "Structure layer")."""
     w = presence.float()
-    if lines is not None:
+    if reach > 0 and lines is not None:
         near = F.max_pool2d((lines > -0.9).float(), 2 * reach + 1, stride=1, padding=reach)
         w = w * near
     if float(w.sum()) == 0.0:
