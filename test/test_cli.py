@@ -119,7 +119,7 @@ def test_demo_runs(tmp_path, capsys):
     assert (tmp_path / "side_by_side.png").exists()
     with Image.open(tmp_path / "side_by_side.png") as im:
         assert im.size[0] in (480 * 2, 480 * 4)  # original | [semantic-gan | + structure |] bpg
-    assert "structure=m" in out and "structure" in out.splitlines()[1]    # the row and its byte column
+    assert "structure=l" in out and "structure" in out.splitlines()[1]    # the row and its byte column
 
 
 def test_decode_output_not_written_on_error(tmp_path):

@@ -32,7 +32,7 @@ def test_levels_trade_lines_for_bytes(sample_image):
 
 def test_level_names_and_bad_levels():
     assert resolve_structure_level("none") is None and resolve_structure_level(None) is None
-    assert resolve_structure_level("M").name == "m" and resolve_structure_level("on").name == "m"
+    assert resolve_structure_level("M").name == "m" and resolve_structure_level("on").name == "l"
     with pytest.raises(UsageError, match="unknown structure level"):
         resolve_structure_level("xl")
     with pytest.raises(ValueError):

@@ -156,7 +156,7 @@ def demo_codecs() -> list[str]:
     from ..paths import WEIGHTS_DIR
 
     have = all((WEIGHTS_DIR / m / "config.json").exists() for m in ("segmenter", "decoder"))
-    return (["semantic-gan", "semantic-gan:structure=m"] if have else []) + DEMO_CODECS
+    return (["semantic-gan", "semantic-gan:structure=l"] if have else []) + DEMO_CODECS
 
 
 def run_demo(args) -> int:
