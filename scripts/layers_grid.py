@@ -4,7 +4,8 @@
 Each row is ONE container of a CamVid val frame with all three layer groups (``semantic-gan`` with
 ``structure=`` and the ROI layer as the signal layer -- ``--signal``: ``roi=`` sources, default
 people, cyclists, signs and what the segmenter cannot read; ``full`` = a low-quality base layer of
-the whole frame -- at ``budget=`` bytes), decoded three times: cut after the colour map, cut after the structure layer, whole
+the whole frame -- at ``budget=`` bytes), decoded three times: cut after the colour map, cut after
+the structure layer, whole
 (``semcomp_core.bitstream.truncate``). The BPG column takes the largest q whose container is not
 smaller than the whole one. Tiles are captioned with the bytes that reached the decoder. Writes a
 JPEG and a JSON of the numbers.

@@ -157,7 +157,8 @@ class SemanticGanCodec(Codec):
         # -- structure layer (semcomp_core.structure): thin lines the seg map cannot carry -----------
         "structure": Param(str, "none", "structure layer: an edge map (lane markings, kerbs, outlines) on a "
                            "1/4 grid, coded losslessly; none, or s / m / l (about 210 / 260 / 375 bytes per "
-                           "480x360 frame: more lines per level; l raises the edge F-score most)", choices=("none", "s", "m", "l")),
+                           "480x360 frame: more lines per level; l raises the edge F-score most)",
+                           choices=("none", "s", "m", "l")),
         "fallback": Param(float, 0.4, "roi=uncertain: above this share of uncertain pixels the whole frame is "
                           "coded classically at the budget (flagged, counted)", low=0.0, high=1.0),
     }

@@ -10,6 +10,9 @@ from .segmap import SegMapLayer
 from .segmap_inter import SegMapInterLayer
 from .structure import StructureLayer
 
-__all__ = ["LAYERS", "Layer", "register_layer", "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader", "FrameInfoLayer",
-           "SegMapInterLayer", "StructureLayer", "RoiData", "RoiLayer", "RoiMaskRule", "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels",
-           "map_shape", "thumbnail", "upscale_labels", "upscale_thumbnail"]
+__all__ = [
+    "LAYERS", "Layer", "register_layer", "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader",
+    "FrameInfoLayer", "SegMapInterLayer", "StructureLayer", "RoiData", "RoiLayer", "RoiMaskRule",
+    "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels", "map_shape",
+    "thumbnail", "upscale_labels", "upscale_thumbnail"
+]

@@ -8,8 +8,9 @@ Each of the 256 contexts keeps adaptive counts of zeros and ones, initialised fr
 training edge maps (``data/priors/structure_ctx_<name>.json``, named by a fixed prior id in the
 payload) and incremented by one per coded pixel. P(1) = o / (z + o) with z = prior zeros + zeros
 counted so far and o = prior ones + ones counted so far (float64, in exactly this order on both
-sides) goes to constriction's range coder (Bernoulli model). The seg map is not used as context: on CamVid it made the maps
-larger, not smaller (more contexts to learn, no sharper predictions; BENCHMARKS.md "Structure layer").
+sides) goes to constriction's range coder (Bernoulli model). The seg map is not used as context:
+on CamVid it made the maps larger, not smaller (more contexts to learn, no sharper predictions;
+BENCHMARKS.md "Structure layer").
 
 Payload
 -------
