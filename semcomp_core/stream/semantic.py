@@ -280,8 +280,9 @@ class SemanticDecoderSession(DecoderSession):
                 raise BitstreamError("classic-fallback frame flagged as an inter frame")
             self.ref = None                              # the next frame of the stream is a key frame
             return fallback, True
-        if container.truncated and not set(container.declared[len(container.layers):]) <= _TAIL_LAYERS:
-            return self._truncated(container, head)
+        if container.truncated and (not set(container.declared[len(container.layers):]) <= _TAIL_LAYERS
+                                    or (head is None or head.key) and container.find(LayerId.SEGMAP) is None):
+            return self._truncated(container, head)      # (a classic-fallback frame cut before its picture too)
         if head is None or head.key:
             labels, factor, (q, qi), seed = codec.read_key_layers(container)
             tag, seq = (head.stream_tag, head.seq) if head else (-1, -1)
