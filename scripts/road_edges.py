@@ -3,8 +3,8 @@
 
 CamVid folds lane markings and kerbs into Road / Pavement, so a finer seg map cannot carry them; the
 structure layer can. For each codec spec: encode/decode CamVid val frames and score the fixed edge
-metric (``semcomp_core.metrics.edges``) only on ground-truth Road and Pavement pixels (both edge maps
-masked; matching within 2 px as usual), next to the whole-frame figure.
+metric (``semcomp_core.metrics.edges.edge_f_score`` with a mask) only on ground-truth Road and
+Pavement pixels (both edge maps masked; matching within 2 px as usual), next to the whole-frame figure.
 
     python scripts/road_edges.py --data ../shared/data/camvid --limit 101 \
         --codecs "semantic-gan:roi=none,semantic-gan:roi=none:structure=l,semantic-gan:roi=none:level=xl,bpg:q=51"
@@ -16,26 +16,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-
-def masked_f(original, recon, mask, tolerance=2.0):
-    import cv2
-
-    from semcomp_core.metrics.edges import edge_map
-
-    a, b = edge_map(original) & mask, edge_map(recon) & mask
-    if not a.any():
-        return None
-
-    def matched(x, y):
-        if not x.any() or not y.any():
-            return 0
-        dist = cv2.distanceTransform((~y).astype(np.uint8), cv2.DIST_L2, 5)
-        return int((dist[x] <= tolerance).sum())
-
-    r = matched(a, b) / a.sum()
-    p = matched(b, a) / b.sum() if b.any() else 1.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
 def main() -> int:
@@ -60,9 +40,9 @@ def main() -> int:
             recon = codec.decode(data)
             sizes.append(len(data))
             whole.append(edge_f_score(image, recon).f)
-            got = masked_f(image, recon, np.isin(label, road))
-            if got is not None:
-                rows.append(got)
+            s = edge_f_score(image, recon, mask=np.isin(label, road))
+            if s.edges_original:                       # frames without road edges say nothing here
+                rows.append((s.precision, s.recall, s.f))
         p, r, f = np.mean(rows, 0)
         print(json.dumps({"codec": spec, "bytes": float(np.mean(sizes)), "edge_f": float(np.mean(whole)),
                           "road_edge_precision": float(p), "road_edge_recall": float(r), "road_edge_f": float(f)}),

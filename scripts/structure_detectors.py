@@ -18,16 +18,6 @@ from pathlib import Path
 import numpy as np
 
 
-def extract(image, factor, sigma, low, high):
-    import cv2
-
-    H, W = image.shape[:2]
-    h, w = -(-H // factor), -(-W // factor)
-    g = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (w, h), interpolation=cv2.INTER_AREA)
-    g = cv2.GaussianBlur(g, (0, 0), sigma)
-    return cv2.Canny(g, low, high, L2gradient=True) > 0
-
-
 def recall(image, road, edges, factor):
     import cv2
 
@@ -44,6 +34,7 @@ def recall(image, road, edges, factor):
 def main() -> int:
     from semcomp_core.datasets.camvid import CamVid
     from semcomp_core.layers import StructureLayer
+    from semcomp_core.structure.extract import canny_on_grid
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -61,7 +52,7 @@ def main() -> int:
         b, r, rr = [], [], []
         for fr in frames:
             image, label = fr
-            e = extract(image, *cand)
+            e = canny_on_grid(image, *cand)
             b.append(len(layer.encode(e)))
             a, c = recall(image, np.isin(label, road_ids), e, cand[0])
             r.append(a)

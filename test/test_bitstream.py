@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semcomp_core.bitstream import (MAX_SIDE, CodecId, LayerId, bits_per_pixel, decode_varint, encode_varint,
-                                    pack, unpack)
+                                    layer_ends, pack, unpack)
 from semcomp_core.errors import BitstreamError
 
 layer_ids = st.sampled_from([int(x) for x in LayerId])
@@ -155,6 +155,7 @@ def test_cut_after_any_complete_layer_parses_and_every_other_cut_raises():
         at += len(p) + (2 if len(p) < 4096 else 4)
         ends[at] = i + 1
     assert max(ends) == len(data)
+    assert layer_ends(data) == sorted(ends)
     for n in range(len(data) + 1):
         if n in ends:
             c = unpack(data[:n])

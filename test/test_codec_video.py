@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from semcomp_core import codecs
+from semcomp_core.bitstream.packets import read_leb128
 from semcomp_core.codecs import video
 from semcomp_core.errors import BitstreamError, UsageError
 from semcomp_core.imageio import load_image
@@ -76,7 +77,7 @@ def obus(data: bytes) -> list[tuple[int, int]]:
         header = data[pos]
         assert header & 0x02, "every OBU carries its size"
         pos += 2 if header & 0x04 else 1
-        size, pos = video._leb128(data, pos)
+        size, pos = read_leb128(data, pos)
         out.append(((header >> 3) & 0x0F, size))
         pos += size
     assert pos == len(data)

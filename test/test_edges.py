@@ -26,6 +26,18 @@ def test_blur_loses_edges_monotonically(frame):
     assert scores == sorted(scores, reverse=True) and scores[0] > 0.8 and scores[-1] < 0.3
 
 
+def test_mask_scores_only_the_edges_inside_it(frame):
+    damaged = frame.copy()
+    damaged[:, 240:] = 128                                   # the right half loses every edge
+    left = np.zeros(frame.shape[:2], bool)
+    left[:, :236] = True
+    inside = edge_f_score(frame, damaged, mask=left)
+    whole = edge_f_score(frame, damaged)
+    assert inside.f > 0.95 > 0.8 > whole.f
+    assert inside.edges_original < whole.edges_original
+    assert edge_f_score(frame, damaged, mask=~left).recall < 0.1
+
+
 def test_one_pixel_shift_is_within_tolerance_but_ten_are_not(frame):
     near = np.roll(frame, 1, axis=1)
     far = np.roll(frame, (10, 10), axis=(0, 1))   # horizontal edges survive a shift along x alone

@@ -5,7 +5,7 @@ import pytest
 
 from semcomp_core import codecs
 from semcomp_core.bitstream import LayerId, unpack
-from semcomp_core.bitstream.container import check_bytes
+from semcomp_core.bitstream.container import layer_ends
 from semcomp_core.bitstream.inspect import describe, format_description
 from semcomp_core.errors import BitstreamError
 from semcomp_core.metrics import psnr
@@ -14,13 +14,8 @@ FULL = "semantic-gan:structure=m:roi=user:roi_boxes=160,120,320,300:budget=900"
 
 
 def _cuts(data: bytes) -> list[int]:
-    """Byte counts right after each complete layer."""
-    c = unpack(data)
-    ends, at = [], len(data) - sum(len(p) + check_bytes(len(p)) for _, p in c.layers)
-    for _, p in c.layers:
-        at += len(p) + check_bytes(len(p))
-        ends.append(at)
-    return ends
+    """Byte counts right after each complete layer (the container module's own cut points)."""
+    return layer_ends(data)
 
 
 @pytest.fixture(scope="module")

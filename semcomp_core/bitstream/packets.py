@@ -16,23 +16,55 @@ AV1_NAMES = {1: "sequence-header", 2: "temporal-delimiter", 3: "frame-header", 4
              6: "frame", 7: "redundant-frame-header", 8: "tile-list", 15: "padding"}
 
 
-def _av1_units(data: bytes) -> list[tuple[int, int]]:
-    """(OBU type, total bytes) of each OBU of a low-overhead AV1 packet."""
-    from ..codecs.video import _leb128
+def annexb_units(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) byte ranges of the NAL units of an Annex-B byte stream, start codes excluded.
 
+    BitstreamError when the data does not start with a start code."""
+    if not (data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")):
+        raise BitstreamError("not an Annex-B byte stream (no start code at the start)")
+    starts = []
+    pos = data.find(b"\x00\x00\x01")
+    while pos >= 0:
+        starts.append(pos + 3)
+        pos = data.find(b"\x00\x00\x01", pos + 3)
+    units = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
+        while i + 1 < len(starts) and end > start and data[end - 1] == 0:
+            end -= 1  # the zero_byte of a 4-byte start code (and trailing_zero_8bits)
+        units.append((start, end))
+    return units
+
+
+def read_leb128(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, new position) of the unsigned LEB128 at ``pos`` (AV1 OBU sizes, at most 8 bytes)."""
+    value = 0
+    for i in range(8):
+        if pos + i >= len(data):
+            raise BitstreamError("truncated OBU size")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise BitstreamError("OBU size longer than 8 bytes")
+
+
+def av1_obus(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(OBU type, start, payload start, payload size) of every OBU of a low-overhead AV1 temporal unit
+    (every OBU carries its size); BitstreamError on a forbidden bit, a missing size or a cut OBU."""
     out, pos = [], 0
     while pos < len(data):
-        head = data[pos]
-        if head & 0x80:
-            raise BitstreamError(f"OBU at byte {pos}: forbidden bit set")
-        if not head & 0x02:
-            raise BitstreamError(f"OBU at byte {pos} has no size field (not the low-overhead format)")
-        body = pos + 1 + (1 if head & 0x04 else 0)
-        size, body = _leb128(data, body)
-        if body + size > len(data):
-            raise BitstreamError(f"OBU at byte {pos} runs past the end of the packet")
-        out.append(((head >> 3) & 0x0F, body + size - pos))
-        pos = body + size
+        start, header = pos, data[pos]
+        if header & 0x80:
+            raise BitstreamError("OBU with forbidden bit set")
+        if not header & 0x02:
+            raise BitstreamError("OBU without a size field (not the low-overhead format)")
+        pos += 2 if header & 0x04 else 1
+        size, pos = read_leb128(data, pos)
+        if pos + size > len(data):
+            raise BitstreamError(f"truncated OBU: {size} bytes announced, {len(data) - pos} left")
+        out.append(((header >> 3) & 0x0F, start, pos, size))
+        pos += size
     return out
 
 
@@ -54,8 +86,6 @@ def describe_packet(data: bytes, codec: str | None = None) -> dict:
     """The units of a video packet (``codec``: h264, hevc, av1, or None to recognise it)."""
     codec = codec or sniff(data)
     if codec in ("h264", "hevc"):
-        from ..codecs.video import annexb_units
-
         names = H264_NAMES if codec == "h264" else HEVC_NAMES
         units = []
         for start, end in annexb_units(data):
@@ -67,7 +97,7 @@ def describe_packet(data: bytes, codec: str | None = None) -> dict:
             t = u[0] & 0x1F if codec == "h264" else (u[0] >> 1) & 0x3F
             units.append((t, names.get(t, f"type-{t}"), len(u)))
     elif codec == "av1":
-        units = [(t, AV1_NAMES.get(t, f"type-{t}"), n) for t, n in _av1_units(data)]
+        units = [(t, AV1_NAMES.get(t, f"type-{t}"), at + size - start) for t, start, at, size in av1_obus(data)]
     else:
         raise BitstreamError("wrong magic: not a semcomp container, nor an H.264/HEVC/AV1 packet")
     total = len(data)

@@ -434,7 +434,7 @@ class SemanticGanCodec(Codec):
         payload = container.find(LayerId.ROI)
         if not payload or not payload[0] & FULL_FRAME:      # no ROI, or a masked one (parsed with the map)
             return None
-        ids = [lid for lid, _ in container.layers]
+        ids = container.layer_ids
         if any(lid not in allowed for lid in ids) or ids.count(LayerId.ROI) != 1:
             raise BitstreamError(f"classic-fallback frame with layers {ids}: only the full-frame ROI layer "
                                  f"may appear")
@@ -445,7 +445,7 @@ class SemanticGanCodec(Codec):
         """The container's (masked) ROI layer, parsed against the decoded map, or None."""
         from ..roi.selective import read_roi
 
-        ids = [lid for lid, _ in container.layers]
+        ids = container.layer_ids
         if ids.count(LayerId.ROI) > 1:
             raise BitstreamError("more than one ROI layer")
         payload = container.find(LayerId.ROI)

@@ -104,6 +104,7 @@ from typing import Any
 import numpy as np
 
 from ..bitstream import Container
+from ..bitstream.packets import annexb_units, av1_obus
 from ..errors import BitstreamError, UsageError
 from ..imageio import as_rgb
 from ..stream.session import DecoderSession, EncoderSession, FrameInfo, ReferenceMissingError
@@ -129,27 +130,7 @@ def _av():
     return av
 
 
-# -- bitstream scanning (no decoding) --------------------------------------------------------
-
-def annexb_units(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) byte ranges of the NAL units of an Annex-B byte stream, start codes excluded.
-
-    BitstreamError when the data does not start with a start code."""
-    if not (data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")):
-        raise BitstreamError("not an Annex-B byte stream (no start code at the start)")
-    starts = []
-    pos = data.find(b"\x00\x00\x01")
-    while pos >= 0:
-        starts.append(pos + 3)
-        pos = data.find(b"\x00\x00\x01", pos + 3)
-    units = []
-    for i, start in enumerate(starts):
-        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
-        while i + 1 < len(starts) and end > start and data[end - 1] == 0:
-            end -= 1  # the zero_byte of a 4-byte start code (and trailing_zero_8bits)
-        units.append((start, end))
-    return units
-
+# -- bitstream scanning (no decoding; the unit parsers live in bitstream.packets) ---------------
 
 def _strip_x264_sei(data: bytes) -> bytes:
     """``data`` without x264's version SEI (an SEI NAL unit holding one user-data-unregistered message
@@ -199,33 +180,11 @@ def scan_hevc(data: bytes) -> bool:
     return all(16 <= t <= 23 for t in vcl)
 
 
-def _leb128(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    for i in range(8):
-        if pos + i >= len(data):
-            raise BitstreamError("truncated OBU size")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise BitstreamError("OBU size longer than 8 bytes")
-
-
 def scan_av1(data: bytes, reduced_still: bool = False) -> tuple[bool, bool]:
     """Check that ``data`` is a temporal unit of AV1 OBUs (low-overhead format: every OBU has a size)
     holding a frame; ``(key frame?, reduced_still_picture_header of the last sequence header)``."""
-    pos, key = 0, None
-    while pos < len(data):
-        header = data[pos]
-        if header & 0x80:
-            raise BitstreamError("OBU with forbidden bit set")
-        obu_type = (header >> 3) & 0x0F
-        if not header & 0x02:
-            raise BitstreamError("OBU without a size field (not the low-overhead format)")
-        pos += 2 if header & 0x04 else 1
-        size, pos = _leb128(data, pos)
-        if pos + size > len(data):
-            raise BitstreamError(f"truncated OBU: {size} bytes announced, {len(data) - pos} left")
+    key = None
+    for obu_type, _, pos, size in av1_obus(data):
         payload = data[pos:pos + size]
         if obu_type == 1 and payload:  # sequence header
             reduced_still = bool(payload[0] & 0x08)
@@ -233,7 +192,6 @@ def scan_av1(data: bytes, reduced_still: bool = False) -> tuple[bool, bool]:
             if not payload:
                 raise BitstreamError("empty frame header OBU")
             key = reduced_still or (not payload[0] & 0x80 and (payload[0] >> 5) & 0x03 == 0)
-        pos += size
     if key is None:
         raise BitstreamError("no frame in the AV1 data")
     return key, reduced_still

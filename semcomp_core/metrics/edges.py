@@ -57,11 +57,15 @@ def _matched(edges: np.ndarray, other: np.ndarray, tolerance: float) -> int:
     return int((dist[edges] <= tolerance).sum())
 
 
-def edge_f_score(original: np.ndarray, reconstruction: np.ndarray, tolerance: float = TOLERANCE_PX) -> EdgeScore:
-    """Edge precision, recall and F of ``reconstruction`` against ``original`` (same shape)."""
+def edge_f_score(original: np.ndarray, reconstruction: np.ndarray, tolerance: float = TOLERANCE_PX,
+                 mask: np.ndarray | None = None) -> EdgeScore:
+    """Edge precision, recall and F of ``reconstruction`` against ``original`` (same shape); with
+    ``mask`` ((H, W) bool), only the edges of both inside it count (e.g. road-surface pixels)."""
     if original.shape != reconstruction.shape:
         raise ValueError(f"shapes differ: {original.shape} vs {reconstruction.shape}")
     a, b = edge_map(original), edge_map(reconstruction)
+    if mask is not None:
+        a, b = a & mask, b & mask
     na, nb = int(a.sum()), int(b.sum())
     recall = _matched(a, b, tolerance) / na if na else 1.0
     precision = _matched(b, a, tolerance) / nb if nb else 1.0

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..bitstream.container import check_bytes
 from ..errors import BitstreamError, UsageError
 from ..layers.roi import MAX_RULE_CLASS, RoiData, RoiLayer, RoiMaskRule
 from . import masks
@@ -45,10 +46,8 @@ log = logging.getLogger(__name__)
 AUTO_BPP = 0.009
 def framing(room: int) -> int:
     """Container bytes a layer adds besides its payload when ``room`` bytes are left for both: table
-    entry (id byte + length varint, <= 3 bytes under 2 MiB) and its check (2 bytes, 4 from 4096 on)."""
-    from ..bitstream.container import LONG_LAYER_BYTES
-
-    return 1 + 3 + (2 if room - 6 < LONG_LAYER_BYTES else 4)
+    entry (id byte + length varint, <= 3 bytes under 2 MiB) and its check (``check_bytes``)."""
+    return 1 + 3 + check_bytes(room - 6)
 #: dilation (cells) of the class rule
 CLASS_DILATION = 0
 #: the coarsest ROI coding: QP and downscale (2**shift); coarser pixels are no better than generated ones

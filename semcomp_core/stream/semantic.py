@@ -316,9 +316,8 @@ class SemanticDecoderSession(DecoderSession):
         codec = self.codec
         key = head is None or head.key
         if not key:
-            missing = container.find(LayerId.SEGMAP_INTER) is None and container.find(LayerId.COLORMAP_DELTA) is None
             new = self._inter(container, head)
-            if missing and container.find(LayerId.COLORMAP) is None and self.ref.image is not None:
+            if container.layer_ids == [LayerId.FRAME_INFO] and self.ref.image is not None:
                 out = self.ref.image.copy()              # nothing of this frame arrived but its header
             else:
                 out = codec.render(new.labels, new.factor, dequantise(new.q, new.qi), container.height,
@@ -338,7 +337,7 @@ class SemanticDecoderSession(DecoderSession):
         H, W = container.height, container.width
         if (H, W) != (ref.height, ref.width):
             raise BitstreamError(f"inter frame of {W}x{H} on a {ref.width}x{ref.height} reference")
-        ids = [lid for lid, _ in container.layers]
+        ids = container.layer_ids
         bad = sorted(set(ids) - _INTER_LAYERS)
         if bad or len(ids) != len(set(ids)):
             raise BitstreamError(f"inter frame with layers {ids}: only one each of frame-info, segmap-inter, "

@@ -73,20 +73,26 @@ def grid_shape(height: int, width: int) -> tuple[int, int]:
 
 def extract_structure(image: np.ndarray, level: StructureLevel | str = "m") -> np.ndarray:
     """(h, w) bool edge map of an (H, W, 3) uint8 RGB frame on the structure grid."""
-    import cv2
-
     lv = resolve_structure_level(level)
     if lv is None:
         raise UsageError("extract_structure needs a level, not none")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"extract_structure needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    return canny_on_grid(image, structure_factor(*image.shape[:2]), BLUR_SIGMA, lv.low, lv.high)
+
+
+def canny_on_grid(image: np.ndarray, factor: int, sigma: float, low: int, high: int) -> np.ndarray:
+    """The detector with explicit parameters: BT.601 luma area-downscaled to ceil(H/factor) x
+    ceil(W/factor), Gaussian blur ``sigma``, Canny (L2 gradient) with thresholds ``low``/``high``."""
+    import cv2
+
     H, W = image.shape[:2]
-    h, w = grid_shape(H, W)
+    h, w = -(-H // factor), -(-W // factor)
     grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     if (h, w) != (H, W):
         grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
-    grey = cv2.GaussianBlur(grey, (0, 0), sigmaX=BLUR_SIGMA)
-    return cv2.Canny(grey, lv.low, lv.high, L2gradient=True) > 0
+    grey = cv2.GaussianBlur(grey, (0, 0), sigmaX=sigma)
+    return cv2.Canny(grey, low, high, L2gradient=True) > 0
 
 
 def structure_input(edges: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
