@@ -97,3 +97,41 @@ def test_decoder_trains_and_resumes(packed, tmp_path):
 
 def test_bad_training_input(tmp_path):
     assert main(["train", "decoder", "--train", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+
+
+def test_gc_trains_resumes_and_saves_a_codec_pair(packed, tmp_path, sample_image):
+    from semcomp_core import codecs
+
+    args = ["train", "gc", "--train", str(packed["train"]), "--out", str(tmp_path / "gc"), "--tiny", "--batch", "2",
+            "--crop", "32", "--save-every", "2", "--gan-start", "2", "--quiet"]
+    assert main(args + ["--steps", "2"]) == 0
+    assert main(args + ["--steps", "4", "--resume"]) == 0
+    log = [json.loads(x) for x in (tmp_path / "gc" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4 and "rate" in log[-1] and "adv" in log[-1] and "bpp_full" in log[-1]
+    enc, dec = load_model(tmp_path / "gc" / "model" / "encoder"), load_model(tmp_path / "gc" / "model" / "decoder")
+    assert [t.tolist() for t in enc.prior()] == [t.tolist() for t in dec.prior()]   # both sides code alike
+    assert "4 steps" in (tmp_path / "gc" / "model" / "decoder" / "MODEL_CARD.md").read_text()
+    codec = codecs.create("gc", encoder=str(tmp_path / "gc" / "model" / "encoder"),
+                          decoder=str(tmp_path / "gc" / "model" / "decoder"))
+    small = np.ascontiguousarray(sample_image[::4, ::4])
+    assert codec.decode(codec.encode(small)).shape == small.shape
+
+
+def test_bpg_se_trains_on_its_own_base_layers_and_resumes(packed, tmp_path):
+    pytest.importorskip("pillow_heif")
+    out = tmp_path / "bse"
+    args = ["train", "bpg-se", "--train", str(packed["train"]), "--out", str(out), "--tiny", "--batch", "2",
+            "--crop", "32", "--qs", "45,51", "--factors", "16", "--save-every", "2", "--perception-start", "2",
+            "--quiet"]
+    assert main(args + ["--steps", "2"]) == 0
+    with np.load(out / "base_cache.npz") as z:
+        assert z["base"].shape == (2, 4, 48, 64, 3) and z["labels_16"].shape == (4, 3, 4)
+        assert (z["bytes"][0] > z["bytes"][1]).all()                  # q=45 costs more than q=51
+    stamp = (out / "base_cache.npz").stat().st_mtime_ns
+    assert main(args + ["--steps", "4", "--resume"]) == 0
+    assert (out / "base_cache.npz").stat().st_mtime_ns == stamp      # made once, reused
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4 and "psnr_gain" in log[-1] and "adv" in log[-1]
+    net = load_model(out / "model")
+    assert net.registry_name == "bpg-se-enhancer" and net.num_classes == 11
+    assert main(args[:-1] + ["--qs", "45..x"]) == 2

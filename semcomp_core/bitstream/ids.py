@@ -16,6 +16,8 @@ class CodecId(IntEnum):
     WEBP = 2            #: payload layer IMAGE holds a lossy WebP file
     BPG_FILE = 3        #: payload layer IMAGE holds a .bpg file written by bpgenc
     HEVC_INTRA = 4      #: payload layer IMAGE holds HEVC intra NAL units (x265, BPG equivalent)
+    BPG_SE = 5          #: HEVC intra base picture + seg map, enhanced by a network at the receiver (codecs.bpg_se)
+    GC = 6              #: learned latent, entropy coded with a learned prior, decoded by a GAN (codecs.gc)
     SEMANTIC_GAN = 16   #: seg-map + colour-map layers, decoded by a conditional GAN
     SEMANTIC_MAP = 17   #: seg-map + colour-map layers, decoded by painting class colours (no model)
 
@@ -31,6 +33,8 @@ class LayerId(IntEnum):
     FRAME_INFO = 7      #: stream frame header: key/inter, stream tag, sequence number, reference (layers.frame_info)
     SEGMAP_INTER = 8    #: label map coded against the reference frame's map (layers.segmap_inter)
     COLORMAP_DELTA = 9  #: colour map coded as a delta to the reference's (layers.colormap_delta)
+    ENHANCE_PARAMS = 10  #: label-table id + base-layer quantiser for a receiver's enhancement (layers.enhance_params)
+    LATENT = 11         #: learned latent: channels sent, model tag, range-coded symbols (layers.latent)
     IMAGE = 16          #: a classically coded image, format given by the codec id
     # reserved for later layers: 3 CLIP embedding
 

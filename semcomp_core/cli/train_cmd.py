@@ -1,4 +1,4 @@
-"""``semcomp train pack|segmenter|decoder|ship``.
+"""``semcomp train pack|segmenter|decoder|gc|bpg-se|ship``.
 
 Typical CamVid run::
 
@@ -85,6 +85,35 @@ def add_train_parser(sub) -> None:
                    help="probability that an optional layer is absent from a training sample")
     d.add_argument("--lr-g", type=float, default=1e-4)
 
+    g = tsub.add_parser("gc", help="train gc: learned encoder + factorised prior + GAN decoder (no semantics)")
+    common(g)
+    g.add_argument("--segmenter", type=Path, help="frozen segmenter for the semantic perceptual term (the codec's "
+                   "encoder; never the independent evaluation segmenter)")
+    g.add_argument("--steps", type=int, default=6000)
+    g.add_argument("--crop", type=int, default=160)
+    g.add_argument("--lr", type=float, default=2e-4)
+    g.add_argument("--target-bpp", type=float, default=0.05, help="rate of the full latent (all channels)")
+    g.add_argument("--latent-channels", type=int, default=12)
+    g.add_argument("--gan-start", type=int, default=2000, help="adversarial terms from this step on")
+    g.add_argument("--w-sem", type=float, default=0.3)
+    g.add_argument("--w-adv", type=float, default=0.05)
+    g.add_argument("--save-every", type=int, default=200)
+
+    b = tsub.add_parser("bpg-se", help="train bpg-se's enhancement network (BPG picture + seg map -> better picture)")
+    common(b)
+    b.add_argument("--segmenter", default="default", help="the encoder's segmenter (its labels are what the "
+                   "receiver gets); default: the shipped one")
+    b.add_argument("--qs", default="35..51", help="base-layer quantisers to train on: a..b or a,b,c")
+    b.add_argument("--factors", default="16,8", help="seg-map grid factors to train on")
+    b.add_argument("--steps", type=int, default=6000)
+    b.add_argument("--crop", type=int, default=128)
+    b.add_argument("--lr", type=float, default=2e-4)
+    b.add_argument("--perception-start", type=int, default=4000, help="phase 2 (adversarial terms) from this step")
+    b.add_argument("--w-adv", type=float, default=0.002)
+    b.add_argument("--w-sem", type=float, default=0.02)
+    b.add_argument("--limit", type=int, help="first N frames only")
+    b.add_argument("--save-every", type=int, default=200)
+
 
 def run_train(args) -> int:
     import json
@@ -111,6 +140,26 @@ def run_train(args) -> int:
                              max_steps_per_epoch=args.max_steps_per_epoch, augment=args.augment,
                              init=str(args.init) if args.init else None)
         result = train_segmenter(cfg, progress=not args.quiet)
+    elif args.train_command == "gc":
+        from ..training.gc_trainer import GcTrainConfig, train_gc
+
+        cfg = GcTrainConfig(train=str(args.train), out=str(args.out),
+                            segmenter=str(args.segmenter) if args.segmenter else None, steps=args.steps,
+                            batch=args.batch or 8, crop=args.crop, lr=args.lr, target_bpp=args.target_bpp,
+                            latent_channels=args.latent_channels, gan_start=args.gan_start, w_sem=args.w_sem,
+                            w_adv=args.w_adv, device=args.device, seed=args.seed, resume=args.resume,
+                            threads=args.threads, tiny=args.tiny, save_every=args.save_every)
+        result = train_gc(cfg, progress=not args.quiet)
+    elif args.train_command == "bpg-se":
+        from ..training.bpg_se_trainer import BpgSeTrainConfig, train_bpg_se
+
+        cfg = BpgSeTrainConfig(train=str(args.train), out=str(args.out), segmenter=str(args.segmenter),
+                               qs=_int_list(args.qs, "--qs"), factors=_int_list(args.factors, "--factors"),
+                               steps=args.steps, batch=args.batch or 16, crop=args.crop, lr=args.lr,
+                               perception_start=args.perception_start, w_adv=args.w_adv, w_sem=args.w_sem,
+                               device=args.device, seed=args.seed, resume=args.resume, threads=args.threads,
+                               tiny=args.tiny, save_every=args.save_every, limit=args.limit)
+        result = train_bpg_se(cfg, progress=not args.quiet)
     else:
         from ..training.gan_trainer import GanTrainConfig, train_decoder
 
@@ -125,6 +174,17 @@ def run_train(args) -> int:
         result = train_decoder(cfg, progress=not args.quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "val_iou_per_class"}))
     return 0
+
+
+def _int_list(text: str, what: str) -> tuple:
+    """``a..b`` (inclusive) or ``a,b,c`` -> tuple of ints."""
+    try:
+        if ".." in text:
+            a, b = (int(v) for v in text.split(".."))
+            return tuple(range(a, b + 1))
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"{what} must look like 35..51 or 39,45,51 (got {text!r})") from None
 
 
 def ship_model(src: Path, dest: Path, fp16: bool = True) -> int:

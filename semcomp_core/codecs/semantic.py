@@ -76,11 +76,11 @@ def _torch_version() -> str:
     return torch.__version__
 
 
-def _model_dir(value: str, default_name: str) -> str:
+def _model_dir(value: str, default_name: str, param: str | None = None) -> str:
     path = WEIGHTS_DIR / default_name if value == "default" else Path(value)
     if not (path / "config.json").exists():
         raise UsageError(f"model weights not found at {path} (train them with `semcomp train` "
-                         f"or pass {default_name}=PATH)")
+                         f"or pass {param or default_name}=PATH)")
     return str(path)
 
 
@@ -559,18 +559,9 @@ def padded_size(H: int, W: int) -> tuple[int, int]:
     return 8 * -(-H // 8), 8 * -(-W // 8)
 
 
-def conditioning(labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int, num_classes: int):
-    """One-hot map and colour map as (1,K,Hp,Wp) and (1,3,Hp,Wp) tensors at the padded frame size.
-
-    The map is upsampled as a one-hot volume (one extra channel for "no class")
-    bilinearly to half the frame size, arg-maxed there and doubled (nearest):
-    class boundaries come out as smooth contours (2-pixel steps) instead of
-    ``factor``-pixel staircases (+0.9 mIoU points against CamVid ground truth at
-    1/8 compared with nearest upsampling), and every pixel still has exactly
-    one class. Pixels whose label is ``num_classes`` or more get an all-zero
-    one-hot vector. The one-hot tensor is laid out channels-last (what the
-    generator runs in), built by comparison rather than a full-size one_hot.
-    """
+def upsampled_labels(labels: np.ndarray, factor: int, H: int, W: int, num_classes: int):
+    """The seg map upsampled as :func:`conditioning` does: (Hp, Wp) int64 tensor at the padded frame size,
+    ``num_classes`` where no class."""
     import torch
     import torch.nn.functional as F
 
@@ -584,7 +575,25 @@ def conditioning(labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: 
     step = factor / half
     ys = torch.from_numpy(np.minimum(np.minimum(np.arange(Hp), H - 1) // step, h * half - 1).astype(np.int64))
     xs = torch.from_numpy(np.minimum(np.minimum(np.arange(Wp), W - 1) // step, w * half - 1).astype(np.int64))
-    idx = idx[ys[:, None], xs[None, :]]                         # (Hp, Wp), edge-replicated padding
+    return idx[ys[:, None], xs[None, :]]                        # (Hp, Wp), edge-replicated padding
+
+
+def conditioning(labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int, num_classes: int):
+    """One-hot map and colour map as (1,K,Hp,Wp) and (1,3,Hp,Wp) tensors at the padded frame size.
+
+    The map is upsampled as a one-hot volume (one extra channel for "no class")
+    bilinearly to half the frame size, arg-maxed there and doubled (nearest):
+    class boundaries come out as smooth contours (2-pixel steps) instead of
+    ``factor``-pixel staircases (+0.9 mIoU points against CamVid ground truth at
+    1/8 compared with nearest upsampling), and every pixel still has exactly
+    one class. Pixels whose label is ``num_classes`` or more get an all-zero
+    one-hot vector. The one-hot tensor is laid out channels-last (what the
+    generator runs in), built by comparison rather than a full-size one_hot.
+    """
+    import torch
+
+    Hp, Wp = padded_size(H, W)
+    idx = upsampled_labels(labels, factor, H, W, num_classes)
     classes = torch.arange(num_classes, dtype=idx.dtype)
     onehot = (idx[None, :, :, None] == classes).float().permute(0, 3, 1, 2)
     col = upscale_thumbnail(thumb, H, W)

@@ -63,7 +63,28 @@ def example_layers(config: dict, h: int, w: int, rng) -> np.ndarray:
     return x
 
 
-#: network kind -> its IO: "segmenter" = image 0..255 -> logits; "generator" = SPADE generator
+def _enhancer_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    k = model.num_classes
+    labels = rng.integers(0, k, size=(h // 8, w // 8)).repeat(8, 0).repeat(8, 1)
+    return {"image": (rng.random((1, 3, h, w)) * 255).astype(np.float32),
+            "onehot": (labels[None, None] == np.arange(k)[None, :, None, None]).astype(np.float32),
+            "presence": np.ones((1, 1, h, w), np.float32), "q": np.full((1, 1, 1, 1), 45.0, np.float32)}
+
+
+def _gc_encoder_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    return {"image": (rng.random((1, 3, 16 * -(-h // 16), 16 * -(-w // 16))) * 255).astype(np.float32)}
+
+
+def _gc_decoder_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    c, lh, lw = model.latent_channels, -(-h // 16), -(-w // 16)
+    present = (np.arange(c) < max(1, c // 2)).astype(np.float32)[None, :, None, None] * np.ones((1, c, lh, lw),
+                                                                                           np.float32)
+    return {"latent": np.round(rng.standard_normal((1, c, lh, lw)) * 2).astype(np.float32) * present,
+            "present": present}
+
+
+#: network kind -> its IO: "segmenter" = image 0..255 -> logits; "generator" = SPADE generator; "enhancer",
+#: "gc-encoder", "gc-decoder" = the networks of the bpg-se and gc codecs
 NETWORKS: dict[str, NetworkSpec] = {
     "segmenter": NetworkSpec(("image",), "logits", {"image": {2: "height", 3: "width"},
                                                      "logits": {2: "out_height", 3: "out_width"}},
@@ -73,6 +94,19 @@ NETWORKS: dict[str, NetworkSpec] = {
                               "noise": {2: "height_8", 3: "width_8"}, "layers": {2: "height", 3: "width"},
                               "rgb": {2: "height", 3: "width"}},
                              _generator_example),
+    # bpg-se: decoded base picture 0..255 + one-hot labels + their presence + q (1, 1, 1, 1) -> picture 0..255
+    "enhancer": NetworkSpec(("image", "onehot", "presence", "q"), "rgb",
+                            {"image": {2: "height", 3: "width"}, "onehot": {2: "height", 3: "width"},
+                             "presence": {2: "height", 3: "width"}, "rgb": {2: "height", 3: "width"}},
+                            _enhancer_example),
+    # gc: frame 0..255 (sides multiples of 16) -> latent at 1/16; latent + channel presence -> frame in -1..1
+    "gc-encoder": NetworkSpec(("image",), "latent", {"image": {2: "height", 3: "width"},
+                                                      "latent": {2: "height_16", 3: "width_16"}},
+                              _gc_encoder_example),
+    "gc-decoder": NetworkSpec(("latent", "present"), "rgb",
+                              {"latent": {2: "height_16", 3: "width_16"}, "present": {2: "height_16", 3: "width_16"},
+                               "rgb": {2: "height", 3: "width"}},
+                              _gc_decoder_example),
 }
 
 

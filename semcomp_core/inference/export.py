@@ -28,7 +28,7 @@ from .base import NETWORKS
 
 OPSET = 18
 #: parity limits (fp32): max abs error of the output, and arg-max agreement for segmenters
-TOLERANCE = {"segmenter": 2e-3, "generator": 1e-3}
+TOLERANCE = {"segmenter": 2e-3, "generator": 1e-3, "enhancer": 2e-2, "gc-encoder": 2e-3, "gc-decoder": 1e-3}
 MIN_LABEL_AGREEMENT = 0.999
 PARITY_SIZES = ((96, 128), (64, 160))
 

@@ -3,7 +3,9 @@ from .base import LAYERS, Layer, register_layer
 from .colormap import ColorMapLayer
 from .colormap_delta import ColorMapDeltaLayer
 from .decoder_params import DecoderParams, DecoderParamsLayer, label_table_id
+from .enhance_params import EnhanceParams, EnhanceParamsLayer
 from .frame_info import FrameHeader, FrameInfoLayer
+from .latent import LatentLayer
 from .scale import downscale_labels, map_shape, thumbnail, upscale_labels, upscale_thumbnail
 from .roi import RoiData, RoiLayer, RoiMaskRule
 from .segmap import SegMapLayer
@@ -11,7 +13,8 @@ from .segmap_inter import SegMapInterLayer
 from .structure import StructureLayer
 
 __all__ = [
-    "LAYERS", "Layer", "register_layer", "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader",
+    "LAYERS", "Layer", "register_layer", "EnhanceParams", "EnhanceParamsLayer", "LatentLayer",
+    "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader",
     "FrameInfoLayer", "SegMapInterLayer", "StructureLayer", "RoiData", "RoiLayer", "RoiMaskRule",
     "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels", "map_shape",
     "thumbnail", "upscale_labels", "upscale_thumbnail"

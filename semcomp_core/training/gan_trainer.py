@@ -17,8 +17,6 @@ JSON lines (``OUT/log.jsonl``).
 from __future__ import annotations
 
 import copy
-import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,7 +187,6 @@ def _predicted_labels(segmenter, images, device, batch=4):
 
 def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     import torch
-    from tqdm import tqdm
 
     from ..codecs.semantic_levels import LEVELS
     from ..models.discriminator import MultiScaleDiscriminator
@@ -198,6 +195,7 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     from . import distributed, losses
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_pack
+    from .loop import ema_update, run_steps
 
     from ..models.generator import OPTIONAL_LAYERS
 
@@ -265,72 +263,37 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
                                device)["step"]
         if info.main:
             print(f"resumed from {ckpt} at step {step}")
-    log = open(out / "log.jsonl", "a") if info.main else None
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), unit="step", desc="decoder")
-    hist: dict[str, list] = {}
-    t0 = time.time()
+    def save(at: int) -> None:
+        save_checkpoint(ckpt, {"gen": gen, "disc": disc, "ema": ema}, {"g": opt_g, "d": opt_d}, {"step": at})
+        save_model(ema, out / "model", card=_card(cfg, at, classes, ema), extra={"train": asdict(cfg), "step": at})
 
-    def save():
-        save_checkpoint(ckpt, {"gen": gen, "disc": disc, "ema": ema}, {"g": opt_g, "d": opt_d}, {"step": step})
-        save_model(ema, out / "model", card=_card(cfg, step, classes, ema), extra={"train": asdict(cfg), "step": step})
+    def train_step(_: int) -> dict:
+        real, onehot, color, lab, layers = (t.to(device) for t in sampler.sample(cfg.batch, cfg.crop))
+        real, onehot, color, layers = (t.contiguous(memory_format=mf) for t in (real, onehot, color, layers))
+        cond = torch.cat([onehot, color], 1)
+        noise = torch.randn(real.shape[0], gen.noise_channels, real.shape[2] // 8, real.shape[3] // 8,
+                            device=device)
+        fake = g_ddp(onehot, color, noise, layers if gen.layer_channels else None)
+        d_loss, g_adv, fm = losses.adversarial_terms(d_ddp, opt_d, real, fake, cond)
+        terms = {"g_adv": g_adv, "fm": cfg.w_fm * fm,
+                 "rec": cfg.w_rec * losses.reconstruction(fake, real)}
+        if seg is not None and cfg.w_sem > 0:
+            terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
+        if cfg.w_edge > 0 and "structure" in gen.optional_layers:
+            at = gen.layer_offset("structure")             # its line channel, then its presence
+            terms["edge"] = cfg.w_edge * losses.structure_consistency(
+                fake, real, layers[:, at + 1:at + 2], layers[:, at:at + 1], cfg.edge_reach)
+        g_loss = sum(terms.values())
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        ema_update(ema, gen, cfg.ema)
+        return {"d": float(d_loss), **{n: float(v.detach()) for n, v in terms.items()}}
 
     try:
-        while step < cfg.steps:
-            real, onehot, color, lab, layers = (t.to(device) for t in sampler.sample(cfg.batch, cfg.crop))
-            real, onehot, color, layers = (t.contiguous(memory_format=mf) for t in (real, onehot, color, layers))
-            cond = torch.cat([onehot, color], 1)
-            noise = torch.randn(real.shape[0], gen.noise_channels, real.shape[2] // 8, real.shape[3] // 8,
-                                device=device)
-            fake = g_ddp(onehot, color, noise, layers if gen.layer_channels else None)
-            # discriminator
-            d_loss = losses.d_hinge(d_ddp(real, cond), d_ddp(fake.detach(), cond))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            # generator
-            fake_outs = d_ddp(fake, cond)
-            with torch.no_grad():
-                real_outs = d_ddp(real, cond)
-            terms = {"g_adv": losses.g_hinge(fake_outs),
-                     "fm": cfg.w_fm * losses.feature_matching(real_outs, fake_outs),
-                     "rec": cfg.w_rec * losses.reconstruction(fake, real)}
-            if seg is not None and cfg.w_sem > 0:
-                terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
-            if cfg.w_edge > 0 and "structure" in gen.optional_layers:
-                at = gen.layer_offset("structure")             # its line channel, then its presence
-                terms["edge"] = cfg.w_edge * losses.structure_consistency(
-                    fake, real, layers[:, at + 1:at + 2], layers[:, at:at + 1], cfg.edge_reach)
-            g_loss = sum(terms.values())
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            with torch.no_grad():
-                for pe, pg in zip(ema.parameters(), gen.parameters()):
-                    pe.lerp_(pg, 1 - cfg.ema)
-                for be, bg in zip(ema.buffers(), gen.buffers()):
-                    be.copy_(bg)
-            step += 1
-            bar.update(1)
-            for name, v in {"d": d_loss, **terms}.items():
-                hist.setdefault(name, []).append(float(v.detach()))
-            if info.main and (step % cfg.log_every == 0 or step == cfg.steps):
-                rec = {"step": step, "elapsed_s": round(time.time() - t0, 1),
-                       **{n: round(float(np.mean(v)), 4) for n, v in hist.items()}}
-                hist.clear()
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                bar.set_postfix({n: rec[n] for n in rec if n not in ("step", "elapsed_s")})
-            if info.main and (step % cfg.save_every == 0 or step == cfg.steps):
-                save()
-    except KeyboardInterrupt:  # Ctrl-C / SIGINT: keep the steps done so far, then stop
-        if info.main and step % cfg.save_every:
-            save()
-            print(f"interrupted: checkpoint saved at step {step}")
-        raise
+        step = run_steps(steps=cfg.steps, start=step, step_fn=train_step, save_fn=save, out=out, main=info.main,
+                         desc="decoder", progress=progress, log_every=cfg.log_every, save_every=cfg.save_every)
     finally:
-        bar.close()
-        if log:
-            log.close()
         distributed.cleanup(info)
     return {"step": step, "model": str(out / "model")}
 

@@ -61,3 +61,18 @@ def structure_consistency(fake, real, presence, lines=None, reach: int = 0) -> t
         return fake.sum() * 0.0
     diff = (gradient_magnitude(fake) - gradient_magnitude(real)).abs()
     return (diff * w).sum() / w.sum()
+
+
+def adversarial_terms(disc, opt_d, real, fake, cond):
+    """One discriminator step (hinge) on ``real`` vs ``fake.detach()``, then the generator's terms.
+
+    Returns (discriminator loss, generator hinge loss, feature-matching loss); the generator terms carry
+    gradients to ``fake``."""
+    d_loss = d_hinge(disc(real, cond), disc(fake.detach(), cond))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    fake_outs = disc(fake, cond)
+    with torch.no_grad():
+        real_outs = disc(real, cond)
+    return d_loss.detach(), g_hinge(fake_outs), feature_matching(real_outs, fake_outs)
