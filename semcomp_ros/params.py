@@ -370,15 +370,25 @@ def use_engine_cache(folder: str) -> None:
 
 
 def receiver_model_options(options: str, model_dir: str) -> str:
-    """Receiver options with decoder=<model_dir>/decoder added unless they name a decoder; ValueError
-    (UsageError) when model_dir has no decoder/config.json."""
+    """Receiver options with decoder=<model_dir>/decoder added unless they name a decoder (ValueError /
+    UsageError when model_dir has no decoder/config.json), and enhancer=<model_dir>/bpg_se and
+    gc_decoder=<model_dir>/gc_decoder where those folders exist and the options do not name them."""
     from pathlib import Path
 
-    if not model_dir or 'decoder=' in (options or ''):
-        return options or ''
-    folder = Path(model_dir) / 'decoder'
-    if not (folder / 'config.json').is_file():
-        from semcomp_core.errors import UsageError
-        raise UsageError(f'model_dir {model_dir}: no decoder/config.json (a model folder per network, '
-                         f'as in semcomp_core/data/weights)')
-    return ':'.join(filter(None, [str(options or '').strip(':'), f'decoder={folder}']))
+    options = str(options or '').strip(':')
+    if not model_dir:
+        return options
+    named = {item.split('=', 1)[0].strip() for item in options.split(':') if item}
+    extra = []
+    for key, sub, required in (('decoder', 'decoder', True), ('enhancer', 'bpg_se', False),
+                               ('gc_decoder', 'gc_decoder', False)):
+        folder = Path(model_dir) / sub
+        if key in named:
+            continue
+        if (folder / 'config.json').is_file():
+            extra.append(f'{key}={folder}')
+        elif required:
+            from semcomp_core.errors import UsageError
+            raise UsageError(f'model_dir {model_dir}: no {sub}/config.json (a model folder per network, '
+                             f'as in semcomp_core/data/weights)')
+    return ':'.join(filter(None, [options] + extra))

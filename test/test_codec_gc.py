@@ -40,7 +40,7 @@ def small(sample_image):
 
 
 def _codec(pair, **kw):
-    return codecs.create("gc", encoder=str(pair / "enc"), decoder=str(pair / "dec"), **kw)
+    return codecs.create("gc", gc_encoder=str(pair / "enc"), gc_decoder=str(pair / "dec"), **kw)
 
 
 def test_round_trip_is_deterministic_and_levels_order_bytes(nets, small):
@@ -51,9 +51,9 @@ def test_round_trip_is_deterministic_and_levels_order_bytes(nets, small):
         c = unpack(data)
         assert c.codec_id == CodecId.GC and c.layer_ids == [LayerId.LATENT]
         assert LatentLayer.peek(c.layer(LayerId.LATENT))[0] == LEVEL_CHANNELS[level]
-        out = codecs.decode(data, receiver={"decoder": str(a / "dec")})
+        out = codecs.decode(data, receiver={"gc_decoder": str(a / "dec")})
         assert out.shape == small.shape and out.dtype == np.uint8
-        assert np.array_equal(out, codecs.decode(data, receiver={"decoder": str(a / "dec")}))
+        assert np.array_equal(out, codecs.decode(data, receiver={"gc_decoder": str(a / "dec")}))
         sizes.append(len(data))
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
 
@@ -74,7 +74,7 @@ def test_receiver_with_another_prior_refuses(nets, small):
     a, b = nets
     data = _codec(a).encode(small)
     with pytest.raises(ModelMismatchError, match="model tag"):
-        codecs.decode(data, receiver={"decoder": str(b / "dec")})
+        codecs.decode(data, receiver={"gc_decoder": str(b / "dec")})
 
 
 def test_latent_layer_round_trip_and_strictness():
@@ -127,7 +127,7 @@ def test_large_frames_are_coded_at_the_working_size(nets, sample_image):
     c = unpack(data)
     assert (c.height, c.width) == (540, 720) and codec.coded_size(540, 720) == (360, 480)
     assert LatentLayer.peek(c.layer(LayerId.LATENT))[0] == LEVEL_CHANNELS[1]
-    out = codecs.decode(data, receiver={"decoder": str(a / "dec")})
+    out = codecs.decode(data, receiver={"gc_decoder": str(a / "dec")})
     assert out.shape == big.shape
 
 
@@ -148,8 +148,8 @@ def test_onnx_export_matches_torch(nets, small, tmp_path, monkeypatch):
     monkeypatch.setenv("SEMCOMP_CACHE", str(tmp_path / "cache"))
     a, _ = nets
     data = _codec(a, level=3).encode(small)
-    ref = codecs.decode(data, receiver={"decoder": str(a / "dec")})
-    ort = codecs.decode(data, receiver={"decoder": str(a / "dec"), "backend": "onnxruntime"})
+    ref = codecs.decode(data, receiver={"gc_decoder": str(a / "dec")})
+    ort = codecs.decode(data, receiver={"gc_decoder": str(a / "dec"), "backend": "onnxruntime"})
     assert np.abs(ref.astype(int) - ort).max() <= 1
     ort_data = _codec(a, level=3, backend="onnxruntime").encode(small)
     assert abs(len(ort_data) - len(data)) <= 4          # rounding ties may differ, the rate does not

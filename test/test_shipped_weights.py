@@ -12,14 +12,31 @@ from semcomp_core.models import load_model  # noqa: E402
 from semcomp_core.paths import WEIGHTS_DIR  # noqa: E402
 
 
+ROLES = ("segmenter", "decoder", "eval_segmenter", "bpg_se", "gc_encoder", "gc_decoder")
+
+
 def test_weights_are_safetensors_with_config_and_card():
     total = 0
-    for role in ("segmenter", "decoder", "eval_segmenter"):
+    for role in ROLES:
         folder = WEIGHTS_DIR / role
         assert (folder / "config.json").exists() and (folder / "MODEL_CARD.md").exists()
         total += (folder / "model.safetensors").stat().st_size
         assert not list(folder.glob("*.pt")) and not list(folder.glob("*.pth")) and not list(folder.glob("*.bin"))
-    assert total <= 25 * 1024 * 1024
+    assert {p.name for p in WEIGHTS_DIR.iterdir() if p.is_dir()} == set(ROLES)   # nothing unaccounted for
+    assert total <= 60 * 1024 * 1024                                           # the repository's weight budget
+
+
+@pytest.mark.parametrize("spec", ["bpg-se:q=47", "gc:level=1"])
+def test_other_codecs_round_trip_with_shipped_weights(spec, sample_image):
+    from semcomp_core import codecs
+
+    data = codecs.create(spec).encode(sample_image)
+    out = codecs.decode(data)
+    assert out.shape == sample_image.shape and out.std() > 10
+    assert np.array_equal(out, codecs.decode(data))                            # deterministic
+    if spec.startswith("gc"):
+        enc, dec = load_model(WEIGHTS_DIR / "gc_encoder"), load_model(WEIGHTS_DIR / "gc_decoder")
+        assert [t.tolist() for t in enc.prior()] == [t.tolist() for t in dec.prior()]
 
 
 def test_shipped_models_load_and_have_matching_classes():
@@ -50,7 +67,7 @@ def test_default_codec_roundtrip_offline(tmp_path, sample_paths, capsys, monkeyp
 def test_model_info_reports_every_shipped_network(capsys):
     assert main(["model-info", "--sizes", "64x96,128x192"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {r["model"] for r in rows} == {"segmenter", "decoder", "eval_segmenter"}
+    assert {r["model"] for r in rows} == set(ROLES)
     for role in ("segmenter", "decoder", "eval_segmenter"):
         small, big = (r for r in rows if r["model"] == role)
         assert small["params_M"] == big["params_M"] > 0

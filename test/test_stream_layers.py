@@ -847,7 +847,7 @@ def test_pack_unpack_accept_the_stream_layer_ids():
                                               (2, ColorMapLayer(3).encode(np.zeros((3, 4, 3), np.uint8)))])
     assert [lid for lid, _ in unpack(key).layers] == [7, 2]
     with pytest.raises(ValueError):
-        pack(CodecId.SEMANTIC_GAN, 10, 10, [(10, b"x")])       # id 10 is not assigned
+        pack(CodecId.SEMANTIC_GAN, 10, 10, [(12, b"x")])       # id 12 is not assigned
 
 
 def test_inspect_names_the_stream_layers_with_their_headers():

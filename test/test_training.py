@@ -111,8 +111,8 @@ def test_gc_trains_resumes_and_saves_a_codec_pair(packed, tmp_path, sample_image
     enc, dec = load_model(tmp_path / "gc" / "model" / "encoder"), load_model(tmp_path / "gc" / "model" / "decoder")
     assert [t.tolist() for t in enc.prior()] == [t.tolist() for t in dec.prior()]   # both sides code alike
     assert "4 steps" in (tmp_path / "gc" / "model" / "decoder" / "MODEL_CARD.md").read_text()
-    codec = codecs.create("gc", encoder=str(tmp_path / "gc" / "model" / "encoder"),
-                          decoder=str(tmp_path / "gc" / "model" / "decoder"))
+    codec = codecs.create("gc", gc_encoder=str(tmp_path / "gc" / "model" / "encoder"),
+                          gc_decoder=str(tmp_path / "gc" / "model" / "decoder"))
     small = np.ascontiguousarray(sample_image[::4, ::4])
     assert codec.decode(codec.encode(small)).shape == small.shape
 

@@ -151,12 +151,15 @@ def _sample_label(path: Path) -> np.ndarray | None:
 
 
 def demo_codecs() -> list[str]:
-    """semantic-gan (when its weights are installed), with and without the structure layer, beside the
-    baselines at their lowest rates."""
+    """semantic-gan (when its weights are installed), with and without the structure layer, gc and bpg-se
+    (when theirs are), beside the baselines at their lowest rates."""
     from ..paths import WEIGHTS_DIR
 
-    have = all((WEIGHTS_DIR / m / "config.json").exists() for m in ("segmenter", "decoder"))
-    return (["semantic-gan", "semantic-gan:structure=l"] if have else []) + DEMO_CODECS
+    def have(*models):
+        return all((WEIGHTS_DIR / m / "config.json").exists() for m in models)
+    return ((["semantic-gan", "semantic-gan:structure=l"] if have("segmenter", "decoder") else [])
+            + (["gc:level=1"] if have("gc_encoder", "gc_decoder") else [])
+            + (["bpg-se:q=51"] if have("segmenter", "bpg_se") else []) + DEMO_CODECS)
 
 
 def run_demo(args) -> int:
@@ -177,10 +180,10 @@ def run_demo(args) -> int:
                 image = load_image(f)
                 label = _sample_label(SAMPLES_DIR / "labels" / f.name) if seg else None
                 outcomes = runner.run_frame(f.stem, image, label)
-                if not panels:  # original | semantic-gan | + structure | BPG at its lowest rate
+                if not panels:  # original | semantic-gan | + structure | gc | bpg-se | BPG at its lowest rate
                     panels = [("original", image)] + [
                         (f"{o.row['codec']}: {o.row['bytes']} B", o.reconstruction) for o in outcomes
-                        if o.row["codec"].startswith(("semantic-gan", "bpg"))]
+                        if o.row["codec"].startswith(("semantic-gan", "gc", "bpg"))]
                 bar.update(1)
         rows = runner.finish({"data": "bundled samples", "codecs": [c.label() for c in codecs]})
     finally:

@@ -94,6 +94,7 @@ def add_train_parser(sub) -> None:
     g.add_argument("--lr", type=float, default=2e-4)
     g.add_argument("--target-bpp", type=float, default=0.05, help="rate of the full latent (all channels)")
     g.add_argument("--latent-channels", type=int, default=12)
+    g.add_argument("--min-channels", type=int, default=1, help="nested channel dropout keeps at least this many")
     g.add_argument("--gan-start", type=int, default=2000, help="adversarial terms from this step on")
     g.add_argument("--w-sem", type=float, default=0.3)
     g.add_argument("--w-adv", type=float, default=0.05)
@@ -107,10 +108,10 @@ def add_train_parser(sub) -> None:
     b.add_argument("--factors", default="16,8", help="seg-map grid factors to train on")
     b.add_argument("--steps", type=int, default=6000)
     b.add_argument("--crop", type=int, default=128)
-    b.add_argument("--lr", type=float, default=2e-4)
+    b.add_argument("--lr", type=float, default=5e-4)
     b.add_argument("--perception-start", type=int, default=4000, help="phase 2 (adversarial terms) from this step")
     b.add_argument("--w-adv", type=float, default=0.002)
-    b.add_argument("--w-sem", type=float, default=0.02)
+    b.add_argument("--w-sem", type=float, default=0.002)
     b.add_argument("--limit", type=int, help="first N frames only")
     b.add_argument("--save-every", type=int, default=200)
 
@@ -146,7 +147,7 @@ def run_train(args) -> int:
         cfg = GcTrainConfig(train=str(args.train), out=str(args.out),
                             segmenter=str(args.segmenter) if args.segmenter else None, steps=args.steps,
                             batch=args.batch or 8, crop=args.crop, lr=args.lr, target_bpp=args.target_bpp,
-                            latent_channels=args.latent_channels, gan_start=args.gan_start, w_sem=args.w_sem,
+                            latent_channels=args.latent_channels, min_channels=args.min_channels, gan_start=args.gan_start, w_sem=args.w_sem,
                             w_adv=args.w_adv, device=args.device, seed=args.seed, resume=args.resume,
                             threads=args.threads, tiny=args.tiny, save_every=args.save_every)
         result = train_gc(cfg, progress=not args.quiet)

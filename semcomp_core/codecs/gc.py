@@ -28,7 +28,7 @@ from .base import Codec, Param
 from .semantic import MAX_RENDER_PIXELS, _load, _model_dir, _runner, working_resolution
 
 #: latent channels sent per quality level (0..4)
-LEVEL_CHANNELS = (3, 5, 7, 9, 12)
+LEVEL_CHANNELS = (1, 2, 3, 5, 12)
 #: frames larger than about this many pixels are coded at this size and upscaled by the receiver (the
 #: networks' training scale and a bounded cost); a constant of the format: both sides derive the coded
 #: size from the container's frame size
@@ -45,10 +45,11 @@ class GcCodec(Codec):
         "level": Param(int, 1, f"quality level 0..{len(LEVEL_CHANNELS) - 1}: latent channels "
                        f"{'/'.join(map(str, LEVEL_CHANNELS))} (about 0.01..0.05 bpp at 480x360)",
                        low=0, high=len(LEVEL_CHANNELS) - 1),
-        "encoder": Param(str, "default", "gc encoder model folder, or 'default' for the shipped weights",
-                         local=True),
-        "decoder": Param(str, "default", "gc decoder model folder the receiver runs ('default': shipped)",
-                         side="receiver", local=True),
+        "gc_encoder": Param(str, "default", "gc encoder model folder, or 'default' for the shipped weights",
+                            local=True),
+        "gc_decoder": Param(str, "default", "gc decoder model folder the receiver runs ('default': shipped; "
+                            "a name of its own: receiver options apply to every codec that has them)",
+                            side="receiver", local=True),
         "backend": Param(str, "torch", "where the networks run: torch, onnxruntime or tensorrt",
                          choices=BACKENDS, side="receiver", local=True),
     }
@@ -59,11 +60,11 @@ class GcCodec(Codec):
     # the sender needs only the encoder's folder, the receiver only the decoder's (resolved when used)
     @property
     def _enc_path(self) -> str:
-        return _model_dir(self.config["encoder"], "gc_encoder", "encoder")
+        return _model_dir(self.config["gc_encoder"], "gc_encoder", "gc_encoder")
 
     @property
     def _dec_path(self) -> str:
-        return _model_dir(self.config["decoder"], "gc_decoder", "decoder")
+        return _model_dir(self.config["gc_decoder"], "gc_decoder", "gc_decoder")
 
     @property
     def encoder(self):
@@ -86,7 +87,8 @@ class GcCodec(Codec):
 
     @property
     def implementation(self) -> str:
-        which = {k: ("shipped" if self.config[k] == "default" else self.config[k]) for k in ("encoder", "decoder")}
+        which = {k: ("shipped" if self.config["gc_" + k] == "default" else self.config["gc_" + k])
+                 for k in ("encoder", "decoder")}
         return (f"gc (encoder: {which['encoder']}, decoder: {which['decoder']}; constriction range coder; "
                 f"backend {self.config['backend']})")
 
@@ -156,7 +158,7 @@ class GcCodec(Codec):
         k, tag = LatentLayer.peek(payload)
         if tag != layer.tag:
             raise ModelMismatchError(f"container's latent model tag {tag:#06x} is not decoder "
-                                     f"{self.config['decoder']!r}'s ({layer.tag:#06x}): decode with the weights "
+                                     f"{self.config['gc_decoder']!r}'s ({layer.tag:#06x}): decode with the weights "
                                      f"of the sender's encoder")
         h, w = self.coded_size(H, W)
         symbols = layer.decode(payload, (-(-h // FACTOR), -(-w // FACTOR)))

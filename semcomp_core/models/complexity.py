@@ -37,7 +37,8 @@ def count_macs(model, *inputs) -> int:
 def model_report(segmenter: str = "default", decoder: str = "default", sizes: str = "360x480,512x1024",
                  eval_segmenter: str = "default") -> list[dict]:
     """Params and GMACs of the segmenter, the generator and (when present or given; ``none`` skips it)
-    the independent evaluation segmenter at each HxW in ``sizes``."""
+    the independent evaluation segmenter at each HxW in ``sizes``, then of the shipped bpg-se and gc
+    networks."""
     from pathlib import Path
 
     import torch
@@ -63,6 +64,23 @@ def model_report(segmenter: str = "default", decoder: str = "default", sizes: st
             else:
                 hp, wp = 8 * -(-h // 8), 8 * -(-w // 8)
                 inputs = (torch.zeros(1, model.num_classes, hp, wp), torch.zeros(1, 3, hp, wp))
+            rows.append({"model": role, "name": model.registry_name, "folder": str(folder),
+                         "params_M": round(count_params(model) / 1e6, 3), "height": h, "width": w,
+                         "GMACs": round(count_macs(model, *inputs) / 1e9, 3)})
+    # the other codecs' shipped networks (bpg-se, gc), with their inference inputs at each size
+    import numpy as np
+
+    from ..inference.base import NETWORKS
+
+    for role, kind in (("bpg_se", "enhancer"), ("gc_encoder", "gc-encoder"), ("gc_decoder", "gc-decoder")):
+        folder = WEIGHTS_DIR / role
+        if not (folder / "config.json").exists():
+            continue
+        model = load_model(folder)
+        spec = NETWORKS[kind]
+        for h, w in shapes:
+            feeds = spec.example(model, 8 * -(-h // 8), 8 * -(-w // 8), np.random.default_rng(0))
+            inputs = [torch.from_numpy(feeds[n]) for n in spec.inputs]
             rows.append({"model": role, "name": model.registry_name, "folder": str(folder),
                          "params_M": round(count_params(model) / 1e6, 3), "height": h, "width": w,
                          "GMACs": round(count_macs(model, *inputs) / 1e9, 3)})

@@ -38,9 +38,10 @@ SCALE_FLOOR = 0.11
 
 @register_model("gc-encoder")
 class GcEncoder(nn.Module):
-    def __init__(self, latent_channels: int = 12, widths: tuple = (48, 64, 96, 128), blocks: int = 2):
+    def __init__(self, latent_channels: int = 12, widths: tuple = (48, 64, 96, 128), blocks: int = 2,
+                 gain: float = 8.0):
         super().__init__()
-        self.config = dict(latent_channels=latent_channels, widths=list(widths), blocks=blocks)
+        self.config = dict(latent_channels=latent_channels, widths=list(widths), blocks=blocks, gain=gain)
         w = list(widths)
         layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, w[0], 3, 1, 1), nn.LeakyReLU(0.2)]
         for a, b in zip(w[:-1], w[1:]):
@@ -71,8 +72,10 @@ class GcEncoder(nn.Module):
         return cls(latent_channels=4, widths=(4, 4, 4, 4), blocks=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """image (N, 3, H, W) in 0..255, H and W multiples of 16 -> latent (N, C, H/16, W/16)."""
-        return self.net(image / 127.5 - 1.0)
+        """image (N, 3, H, W) in 0..255, H and W multiples of 16 -> latent (N, C, H/16, W/16). A fixed
+        ``gain`` puts the young latent well above the quantisation step (else the rate term collapses it
+        to zero before the decoder learns to use it)."""
+        return self.net(image / 127.5 - 1.0) * self.config["gain"]
 
 
 @register_model("gc-decoder")

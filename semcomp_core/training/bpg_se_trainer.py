@@ -33,7 +33,7 @@ class BpgSeTrainConfig(RunConfig):
     steps: int = 6000
     batch: int = 16
     crop: int = 128
-    w_sem: float = 0.02
+    w_sem: float = 0.002
     w_adv: float = 0.002
     w_fm: float = 0.02
     perception_start: int = 4000
@@ -117,6 +117,7 @@ def train_bpg_se(cfg: BpgSeTrainConfig, progress: bool = True) -> dict:
     modules = {"net": net, "disc": disc, "ema": ema}
     if cfg.resume and (ckpt / "trainer.json").exists():
         state.update(load_checkpoint(ckpt, modules, {"g": opt, "d": opt_d}, device))
+        opt.param_groups[0]["lr"] = cfg.lr                 # a resumed run may change the learning rate
         if info.main:
             print(f"resumed from {ckpt} at step {state['step']}")
     rng = np.random.default_rng(cfg.seed + 1000 * info.rank + state["step"])

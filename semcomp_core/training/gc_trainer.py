@@ -3,8 +3,9 @@
 Recipe (Agustsson et al. 2019 in spirit, sized for small data and small machines):
 
 * **rate**: bits of the noisy latent (additive uniform noise) under the learned per-channel
-  discretised Gaussian, over the channels the sample keeps; the rate weight ``lambda`` adapts
-  multiplicatively so the full latent's rate settles at ``--target-bpp`` (HiFiC-style rate target).
+  discretised Gaussian, over the channels the sample keeps (so each channel pays only where it is
+  sent); the rate weight ``lambda`` adapts multiplicatively so the full latent's rate settles at
+  ``--target-bpp`` (HiFiC-style rate target).
 * **nested channel dropout**: each sample keeps the first k of C channels (k uniform in
   ``--min-channels``..C), so the channels are ordered and one network serves every quality level.
   The decoder sees the noisy latent during the distortion phase (a young latent rounds to nothing), then
@@ -38,8 +39,9 @@ class GcTrainConfig(RunConfig):
     batch: int = 8
     crop: int = 160
     lr_d: float = 4e-4
+    lr_prior: float = 1e-2
     target_bpp: float = 0.05          # rate of the full latent at which lambda settles
-    min_channels: int = 2
+    min_channels: int = 1
     latent_channels: int = 12
     w_mse: float = 4.0
     w_l1: float = 1.0
@@ -83,13 +85,17 @@ def train_gc(cfg: GcTrainConfig, progress: bool = True) -> dict:
     enc.to(device), dec.to(device), disc.to(device)
     ema_enc, ema_dec = copy.deepcopy(enc).eval(), copy.deepcopy(dec).eval()
     enc_ddp, dec_ddp, d_ddp = (distributed.wrap(m, info, device) for m in (enc, dec, disc))
-    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=cfg.lr, betas=(0.5, 0.9))
+    prior = [dec.prior_mean, dec.prior_log_scale]
+    nets = [p for p in list(enc.parameters()) + list(dec.parameters()) if all(p is not q for q in prior)]
+    # the prior learns fast (it must follow the latent, or the rate term collapses the latent instead)
+    opt = torch.optim.Adam([{"params": nets}, {"params": prior, "lr": cfg.lr_prior}], lr=cfg.lr, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9))
-    state = {"step": 0, "log_lambda": float(np.log(2.0))}
+    state = {"step": 0, "log_lambda": 0.0}
     ckpt = out / "checkpoint"
     modules = {"enc": enc, "dec": dec, "disc": disc, "ema_enc": ema_enc, "ema_dec": ema_dec}
     if cfg.resume and (ckpt / "trainer.json").exists():
         state.update(load_checkpoint(ckpt, modules, {"g": opt, "d": opt_d}, device))
+        opt.param_groups[0]["lr"] = cfg.lr                 # a resumed run may change the learning rate
         if info.main:
             print(f"resumed from {ckpt} at step {state['step']}")
     rng = np.random.default_rng(cfg.seed + 1000 * info.rank + state["step"])
@@ -114,7 +120,7 @@ def train_gc(cfg: GcTrainConfig, progress: bool = True) -> dict:
             y_hat = y + (torch.round(y - m) + m - y).detach()
         fake = dec_ddp(y_hat, mask)
         lam = float(np.exp(state["log_lambda"]))
-        terms = {"rate": lam * (bpp_kept.mean() + 0.25 * bpp_full.mean()),
+        terms = {"rate": lam * bpp_kept.mean(),
                  "mse": cfg.w_mse * F.mse_loss(fake, real), "l1": cfg.w_l1 * F.l1_loss(fake, real)}
         if seg is not None:
             terms["sem"] = cfg.w_sem * losses.semantic_consistency(seg, fake, lab)
@@ -132,7 +138,7 @@ def train_gc(cfg: GcTrainConfig, progress: bool = True) -> dict:
         ema_update(ema_dec, dec, cfg.ema)
         # rate target: lambda up while the full latent is above it, down while below
         full = float(bpp_full.detach().mean())
-        state["log_lambda"] = float(np.clip(state["log_lambda"] + 0.005 * np.sign(full - cfg.target_bpp), -6, 8))
+        state["log_lambda"] = float(np.clip(state["log_lambda"] + 0.002 * np.sign(full - cfg.target_bpp), -4, 3))
         rep = {n: float(v.detach()) for n, v in terms.items()}
         rep.update(bpp_full=full, bpp_kept=float(bpp_kept.detach().mean()), lam=lam,
                    psnr=float(10 * torch.log10(4 / F.mse_loss(fake.detach(), real).clamp_min(1e-10))))
