@@ -150,12 +150,12 @@ class BpgSeCodec(Codec):
         uint8, a label map at 1/factor (None: none) and the base's q (clamped to the trained range)."""
         import torch
 
-        from ..models.enhancer import pad8
+        from ..models.blocks import pad_to
 
         H, W = base.shape[:2]
         k = self.enhancer.num_classes
         Hp, Wp = padded_size(H, W)
-        image = pad8(torch.from_numpy(np.array(base)).permute(2, 0, 1)[None].float())
+        image = pad_to(torch.from_numpy(np.array(base)).permute(2, 0, 1)[None].float(), 8)
         if labels is None:
             onehot, presence = torch.zeros(1, k, Hp, Wp), torch.zeros(1, 1, Hp, Wp)
         else:

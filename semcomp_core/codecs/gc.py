@@ -25,7 +25,7 @@ from ..inference.base import BACKENDS
 from ..layers import LatentLayer
 from . import register_codec
 from .base import Codec, Param
-from .semantic import MAX_RENDER_PIXELS, _load, _model_dir, _runner, working_resolution
+from .semantic import MAX_RENDER_PIXELS, _load, _model_dir, _runner, working_resolution, working_size
 
 #: latent channels sent per quality level (0..4)
 LEVEL_CHANNELS = (1, 2, 3, 5, 12)
@@ -77,13 +77,18 @@ class GcCodec(Codec):
     def networks(self) -> dict:
         return {"gc-encoder": (self.encoder, self._enc_path), "gc-decoder": (self.decoder, self._dec_path)}
 
-    def prior(self, model) -> tuple[np.ndarray, LatentLayer]:
-        """(means float32 (C,), the latent layer with the model's coding scales) of a gc model's prior."""
-        import torch
+    @staticmethod
+    def prior(model) -> tuple[np.ndarray, LatentLayer]:
+        """(means float32 (C,), the latent layer with the model's coding scales) of a gc model's prior;
+        made once per loaded model (the models are cached, their priors constant)."""
+        cached = getattr(model, "_semcomp_prior", None)
+        if cached is None:
+            import torch
 
-        with torch.no_grad():
-            mean, scale = model.prior()
-        return mean.float().cpu().numpy(), LatentLayer(scale.double().cpu().numpy())
+            with torch.no_grad():
+                mean, scale = model.prior()
+            cached = model._semcomp_prior = (mean.float().cpu().numpy(), LatentLayer(scale.double().cpu().numpy()))
+        return cached
 
     @property
     def implementation(self) -> str:
@@ -118,7 +123,8 @@ class GcCodec(Codec):
         """The encoder's input: the frame at the coding size, padded to multiples of 16, (1, 3, Hp, Wp)."""
         import torch
 
-        from ..models.gc import FACTOR, pad_to
+        from ..models.blocks import pad_to
+        from ..models.gc import FACTOR
 
         work = working_resolution(image, CODE_PIXELS)
         return pad_to(torch.from_numpy(np.array(work)).permute(2, 0, 1)[None].float(), FACTOR)
@@ -137,12 +143,8 @@ class GcCodec(Codec):
 
     # -- receiver ---------------------------------------------------------------------------
     def coded_size(self, H: int, W: int) -> tuple[int, int]:
-        """The size the sender codes an H x W frame at (:data:`CODE_PIXELS`; as ``working_resolution``)."""
-        pixels = CODE_PIXELS
-        if H * W <= 1.05 * pixels:
-            return H, W
-        s = (pixels / (H * W)) ** 0.5
-        return max(1, round(H * s)), max(1, round(W * s))
+        """The size the sender codes an H x W frame at (:data:`CODE_PIXELS`)."""
+        return working_size(H, W, CODE_PIXELS)
 
     def decode_container(self, container: Container) -> np.ndarray:
         from ..models.gc import FACTOR

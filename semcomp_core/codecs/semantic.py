@@ -542,17 +542,23 @@ def no_semantics_frame(H: int, W: int) -> np.ndarray:
     return np.full((H, W, 3), 128, np.uint8)
 
 
+def working_size(H: int, W: int, pixels: int) -> tuple[int, int]:
+    """(h, w): an H x W frame scaled (aspect kept) to about ``pixels`` pixels when it has more than 5% more;
+    (H, W) otherwise (or when ``pixels`` is 0)."""
+    if not pixels or H * W <= 1.05 * pixels:
+        return H, W
+    s = (pixels / (H * W)) ** 0.5
+    return max(1, round(H * s)), max(1, round(W * s))
+
+
 def working_resolution(image: np.ndarray, pixels: int) -> np.ndarray:
-    """``image`` area-downscaled to about ``pixels`` pixels (aspect kept) when it has more than 5% more;
-    unchanged otherwise (or when ``pixels`` is 0)."""
+    """``image`` area-downscaled to :func:`working_size` (unchanged when that is its own size)."""
     from PIL import Image
 
-    H, W = image.shape[:2]
-    if not pixels or H * W <= 1.05 * pixels:
+    h, w = working_size(*image.shape[:2], pixels)
+    if (h, w) == image.shape[:2]:
         return image
-    s = (pixels / (H * W)) ** 0.5
-    size = (max(1, round(W * s)), max(1, round(H * s)))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.BOX))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((w, h), Image.Resampling.BOX))
 
 
 def padded_size(H: int, W: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ picture in 0..255 = input + a predicted residual.
 A small U-Net: pixel-unshuffle to 1/2 resolution (2x2 pixels per position), three scales (1/2, 1/4, 1/8)
 with residual blocks and additive skips, pixel-shuffle back; q enters as a constant plane, normalised
 to the range the network was trained on. H and W must be multiples of 8 (callers pad; see
-:func:`pad8`). Fixed shapes, no data-dependent control flow: ONNX-exportable.
+:func:`~semcomp_core.models.blocks.pad_to`). Fixed shapes, no data-dependent control flow: ONNX-exportable.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import ResBlock, pad_to
+from .blocks import ResBlock
 from .io import register_model
 
 
@@ -67,7 +67,3 @@ class Enhancer(nn.Module):
         residual = F.pixel_shuffle(self.out(u1), 2)
         return ((x + residual).clamp(-1, 1) + 1.0) * 127.5
 
-
-def pad8(t: torch.Tensor) -> torch.Tensor:
-    """Replicate-pad (N, C, H, W) to multiples of 8."""
-    return pad_to(t, 8)

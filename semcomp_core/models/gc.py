@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import ResBlock, pad_to  # noqa: F401  (pad_to: callers pad frames to FACTOR)
+from .blocks import ResBlock
 from .io import register_model
 
 #: latent stride

@@ -80,9 +80,9 @@ def train_bpg_se(cfg: BpgSeTrainConfig, progress: bool = True) -> dict:
     from ..models.enhancer import Enhancer
     from ..models.io import load_model, save_model
     from . import distributed, losses
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .data import load_pack
-    from .loop import ema_update, random_crops, run_steps
+    from .loop import ema_update, random_crops, resume_run, train_run
 
     if cfg.crop % 16 or cfg.crop < 32:
         raise UsageError(f"--crop must be a multiple of 16, at least 32 (got {cfg.crop})")
@@ -115,11 +115,7 @@ def train_bpg_se(cfg: BpgSeTrainConfig, progress: bool = True) -> dict:
     state = {"step": 0}
     ckpt = out / "checkpoint"
     modules = {"net": net, "disc": disc, "ema": ema}
-    if cfg.resume and (ckpt / "trainer.json").exists():
-        state.update(load_checkpoint(ckpt, modules, {"g": opt, "d": opt_d}, device))
-        opt.param_groups[0]["lr"] = cfg.lr                 # a resumed run may change the learning rate
-        if info.main:
-            print(f"resumed from {ckpt} at step {state['step']}")
+    state.update(resume_run(cfg, ckpt, modules, {"g": opt, "d": opt_d}, device, info.main))
     rng = np.random.default_rng(cfg.seed + 1000 * info.rank + state["step"])
     n_q = len(cfg.qs)
 
@@ -165,13 +161,7 @@ def train_bpg_se(cfg: BpgSeTrainConfig, progress: bool = True) -> dict:
         save_checkpoint(ckpt, modules, {"g": opt, "d": opt_d}, dict(state))
         save_model(ema, out / "model", card=_card(cfg, step, ema), extra={"train": asdict(cfg), "step": step})
 
-    try:
-        step = run_steps(steps=cfg.steps, start=int(state["step"]), step_fn=step_fn, save_fn=save_fn, out=out,
-                         main=info.main, desc="bpg-se", progress=progress, log_every=cfg.log_every,
-                         save_every=cfg.save_every)
-    finally:
-        distributed.cleanup(info)
-    return {"step": step, "model": str(out / "model")}
+    return train_run(cfg, info, out, int(state["step"]), step_fn, save_fn, "bpg-se", progress)
 
 
 def _card(cfg: BpgSeTrainConfig, step: int, model) -> str:

@@ -195,7 +195,7 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
     from . import distributed, losses
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_pack
-    from .loop import ema_update, run_steps
+    from .loop import ema_update, train_run
 
     from ..models.generator import OPTIONAL_LAYERS
 
@@ -290,12 +290,7 @@ def train_decoder(cfg: GanTrainConfig, progress: bool = True) -> dict:
         ema_update(ema, gen, cfg.ema)
         return {"d": float(d_loss), **{n: float(v.detach()) for n, v in terms.items()}}
 
-    try:
-        step = run_steps(steps=cfg.steps, start=step, step_fn=train_step, save_fn=save, out=out, main=info.main,
-                         desc="decoder", progress=progress, log_every=cfg.log_every, save_every=cfg.save_every)
-    finally:
-        distributed.cleanup(info)
-    return {"step": step, "model": str(out / "model")}
+    return train_run(cfg, info, out, step, train_step, save, "decoder", progress)
 
 
 def _card(cfg, step, classes, model) -> str:

@@ -60,9 +60,9 @@ def train_gc(cfg: GcTrainConfig, progress: bool = True) -> dict:
     from ..models.gc import GcDecoder, GcEncoder, channel_mask, rate_bits
     from ..models.io import load_model, save_model
     from . import distributed, losses
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .data import load_pack
-    from .loop import ema_update, random_crops, run_steps
+    from .loop import ema_update, random_crops, resume_run, train_run
 
     if cfg.crop % 16 or cfg.crop < 32:
         raise UsageError(f"--crop must be a multiple of 16, at least 32 (got {cfg.crop})")
@@ -93,11 +93,7 @@ def train_gc(cfg: GcTrainConfig, progress: bool = True) -> dict:
     state = {"step": 0, "log_lambda": 0.0}
     ckpt = out / "checkpoint"
     modules = {"enc": enc, "dec": dec, "disc": disc, "ema_enc": ema_enc, "ema_dec": ema_dec}
-    if cfg.resume and (ckpt / "trainer.json").exists():
-        state.update(load_checkpoint(ckpt, modules, {"g": opt, "d": opt_d}, device))
-        opt.param_groups[0]["lr"] = cfg.lr                 # a resumed run may change the learning rate
-        if info.main:
-            print(f"resumed from {ckpt} at step {state['step']}")
+    state.update(resume_run(cfg, ckpt, modules, {"g": opt, "d": opt_d}, device, info.main))
     rng = np.random.default_rng(cfg.seed + 1000 * info.rank + state["step"])
 
     def step_fn(step: int) -> dict:
@@ -154,13 +150,7 @@ def train_gc(cfg: GcTrainConfig, progress: bool = True) -> dict:
         save_model(ema_enc, out / "model" / "encoder", card=_card(cfg, step, "encoder"), extra=extra)
         save_model(ema_dec, out / "model" / "decoder", card=_card(cfg, step, "decoder"), extra=extra)
 
-    try:
-        step = run_steps(steps=cfg.steps, start=int(state["step"]), step_fn=step_fn, save_fn=save_fn, out=out,
-                         main=info.main, desc="gc", progress=progress, log_every=cfg.log_every,
-                         save_every=cfg.save_every)
-    finally:
-        distributed.cleanup(info)
-    return {"step": step, "model": str(out / "model")}
+    return train_run(cfg, info, out, int(state["step"]), step_fn, save_fn, "gc", progress)
 
 
 def _card(cfg: GcTrainConfig, step: int, part: str) -> str:

@@ -78,6 +78,33 @@ def run_steps(*, steps: int, start: int, step_fn: Callable[[int], dict], save_fn
     return step
 
 
+def resume_run(cfg: RunConfig, ckpt: Path, modules: dict, optimizers: dict, device, main: bool) -> dict:
+    """The counters of ``ckpt`` loaded into ``modules``/``optimizers`` when ``cfg.resume`` and a checkpoint
+    exists ({} otherwise); the first optimizer's first group takes ``cfg.lr`` (a resumed run may change it)."""
+    from .checkpoint import load_checkpoint
+
+    if not (cfg.resume and (ckpt / "trainer.json").exists()):
+        return {}
+    counters = load_checkpoint(ckpt, modules, optimizers, device)
+    next(iter(optimizers.values())).param_groups[0]["lr"] = cfg.lr
+    if main:
+        print(f"resumed from {ckpt} at step {counters['step']}")
+    return counters
+
+
+def train_run(cfg, info, out: Path, start: int, step_fn, save_fn, desc: str, progress: bool) -> dict:
+    """:func:`run_steps` with the config's cadence, then the process group's cleanup whatever happened;
+    returns ``{"step", "model"}``."""
+    from . import distributed
+
+    try:
+        step = run_steps(steps=cfg.steps, start=start, step_fn=step_fn, save_fn=save_fn, out=out, main=info.main,
+                         desc=desc, progress=progress, log_every=cfg.log_every, save_every=cfg.save_every)
+    finally:
+        distributed.cleanup(info)
+    return {"step": step, "model": str(Path(out) / "model")}
+
+
 def ema_update(ema, model, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model (parameters); buffers copied."""
     import torch
