@@ -46,6 +46,10 @@ setup(
         "opencv-python-headless>=4.8",
         "cityscapesscripts>=2.2",
         "av>=12",
+        # the diffusion renderer and the CLIP layer (issue 14)
+        "diffusers>=0.30",
+        "accelerate>=0.30",
+        "open_clip_torch>=2.24",
     ],
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6", "pyoxipng>=9"],

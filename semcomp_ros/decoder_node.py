@@ -58,7 +58,7 @@ class DecoderNode(Node):
         use_engine_cache(p['engine_cache_dir'])
         self.stage = DecoderStage(p['device'], max_pixels=p['max_pixels'],
                                   decoder_options=self._receiver_options(p['decoder_options']),
-                                  backend=p['backend'])
+                                  backend=p['backend'], renderer=p['renderer'])
         for implementation in self.stage.warm_up():  # networks loaded before the first frame
             self.get_logger().info(f'warmed up: {implementation}')
         self.hardware_id = hardware_id(p['input_topic'])
@@ -100,7 +100,7 @@ class DecoderNode(Node):
                 device=changes.get('device'), max_pixels=changes.get('max_pixels'),
                 decoder_options=(self._receiver_options(changes['decoder_options'])
                                  if 'decoder_options' in changes else None),
-                backend=changes.get('backend'))
+                backend=changes.get('backend'), renderer=changes.get('renderer'))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if dropped:

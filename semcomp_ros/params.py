@@ -258,6 +258,13 @@ DECODER_PARAMS = (
               '(torch). A backend named in decoder_options wins. The networks are loaded and run '
               'once at start (warm-up), so the first frame has no loading spike.',
               choices=('', 'torch', 'onnxruntime', 'tensorrt')),
+    ParamSpec('renderer', '',
+              'What draws frames of the semantic codecs: gan (the SPADE generator, one network call) or '
+              'ldm (latent diffusion, SDEdit + DDIM: steps/strength/sdedit_from/guidance in '
+              'decoder_options); empty: each codec\'s default (semantic-gan: gan, clip: ldm). The '
+              'bitstream does not change. A renderer named in decoder_options wins; unknown names '
+              'are rejected when set.',
+              choices=('', 'gan', 'ldm')),
     ParamSpec('model_dir', '',
               'Folder of the networks (decoder/ = the generator this receiver runs), as '
               'semcomp_core/data/weights; empty: the shipped weights. A decoder= in decoder_options '
@@ -372,7 +379,8 @@ def use_engine_cache(folder: str) -> None:
 def receiver_model_options(options: str, model_dir: str) -> str:
     """Receiver options with decoder=<model_dir>/decoder added unless they name a decoder (ValueError /
     UsageError when model_dir has no decoder/config.json), and enhancer=<model_dir>/bpg_se and
-    gc_decoder=<model_dir>/gc_decoder where those folders exist and the options do not name them."""
+    gc_decoder=<model_dir>/gc_decoder and ldm=<model_dir>/ldm (the diffusion renderer: vae/ + unet/) where
+    those folders exist and the options do not name them."""
     from pathlib import Path
 
     options = str(options or '').strip(':')
@@ -381,11 +389,12 @@ def receiver_model_options(options: str, model_dir: str) -> str:
     named = {item.split('=', 1)[0].strip() for item in options.split(':') if item}
     extra = []
     for key, sub, required in (('decoder', 'decoder', True), ('enhancer', 'bpg_se', False),
-                               ('gc_decoder', 'gc_decoder', False)):
+                               ('gc_decoder', 'gc_decoder', False), ('ldm', 'ldm', False)):
         folder = Path(model_dir) / sub
         if key in named:
             continue
-        if (folder / 'config.json').is_file():
+        marker = folder / 'unet' / 'config.json' if key == 'ldm' else folder / 'config.json'
+        if marker.is_file():
             extra.append(f'{key}={folder}')
         elif required:
             from semcomp_core.errors import UsageError

@@ -81,7 +81,8 @@ def test_wire_label_has_no_local_paths(tiny_models):
     assert c.wire_label() == "semantic-gan:level=1:seed=5:roi=none"
     assert "decoder=" in c.label()
     assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold",
-                                  "render_pixels": 480 * 360}
+                                  "render_pixels": 480 * 360, "renderer": "gan", "ldm": "default", "steps": 20,
+                                  "strength": 0.7, "sdedit_from": "colormap", "guidance": 1.0}
     with pytest.raises(UsageError, match="not a receiver option"):
         codecs.decode(b"", receiver="seed=3")
 

@@ -20,6 +20,7 @@ class CodecId(IntEnum):
     GC = 6              #: learned latent, entropy coded with a learned prior, decoded by a GAN (codecs.gc)
     SEMANTIC_GAN = 16   #: seg-map + colour-map layers, decoded by a conditional GAN
     SEMANTIC_MAP = 17   #: seg-map + colour-map layers, decoded by painting class colours (no model)
+    CLIP = 18           #: CLIP image embedding + colour map [+ seg map] (CoCliCo), rendered by diffusion (codecs.clip)
 
 
 class LayerId(IntEnum):
@@ -27,6 +28,7 @@ class LayerId(IntEnum):
 
     SEGMAP = 1          #: lossless label map at reduced scale (semcomp_core.layers.segmap)
     COLORMAP = 2        #: tiny quantised colour thumbnail (semcomp_core.layers.colormap)
+    CLIP = 3            #: product-quantised CLIP image embedding + the quantiser's tag (layers.clip)
     STRUCTURE = 4       #: binary edge map on the structure grid, context-coded (layers.structure)
     ROI = 5             #: region of interest: cell mask + HEVC intra pixels, or the classic fallback (layers.roi)
     DECODER_PARAMS = 6  #: what the receiver must use: label-table id + generator seed (layers.decoder_params)
@@ -36,7 +38,6 @@ class LayerId(IntEnum):
     ENHANCE_PARAMS = 10  #: label-table id + base-layer quantiser for a receiver's enhancement (layers.enhance_params)
     LATENT = 11         #: learned latent: channels sent, model tag, range-coded symbols (layers.latent)
     IMAGE = 16          #: a classically coded image, format given by the codec id
-    # reserved for later layers: 3 CLIP embedding
 
 
 KNOWN_CODEC_IDS = frozenset(int(c) for c in CodecId)

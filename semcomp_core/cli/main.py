@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder-options", default="",
                    help="the receiver's own options K=V[:K=V], e.g. decoder=DIR (semantic-gan weights); "
                         "everything the encoder chose (level, seed) comes from the container")
+    p.add_argument("--renderer", choices=["gan", "ldm"], help="semantic codecs: what draws the frame (gan: the "
+                   "conditional GAN; ldm: latent diffusion); default: the codec's (semantic-gan: gan, clip: ldm)")
+    p.add_argument("--steps", type=int, help="renderer ldm: DDIM steps (1..50, default 20)")
+    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default 0.7)")
+    p.add_argument("--sdedit-from", choices=["colormap", "gan"], help="renderer ldm: start picture (default colormap)")
+    p.add_argument("--guidance", type=float, help="renderer ldm: classifier-free guidance on the seg map (1 = off)")
     _add_device(p)
 
     p = sub.add_parser("inspect", help="print a container's header and layer table (ids, names, bytes, share); "
@@ -234,6 +240,14 @@ def cmd_decode(args) -> int:
     receiver = codecs.parse_receiver_options(args.decoder_options)
     if args.backend:
         receiver["backend"] = args.backend
+    ldm_opts = {"renderer": args.renderer, "steps": args.steps, "strength": args.strength,
+                "sdedit_from": args.sdedit_from, "guidance": args.guidance}
+    receiver.update({k: v for k, v in ldm_opts.items() if v is not None})
+    cls = codecs.codec_class_for_id(container.codec_id)
+    asked = [k for k, v in ldm_opts.items() if v is not None and k not in cls.params]
+    if asked:
+        raise UsageError(f"codec {cls.name!r} has no renderer choice: --{asked[0].replace('_', '-')} applies to the "
+                         f"semantic codecs (semantic-gan, clip)")
     codec = codecs.decoder_for(container, args.device, receiver)
     t0 = time.perf_counter()
     image = codec.reconstruct(container)

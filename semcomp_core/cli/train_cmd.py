@@ -1,4 +1,4 @@
-"""``semcomp train pack|segmenter|decoder|gc|bpg-se|ship``.
+"""``semcomp train pack|segmenter|decoder|gc|bpg-se|vae|ldm|ship``.
 
 Typical CamVid run::
 
@@ -100,6 +100,35 @@ def add_train_parser(sub) -> None:
     g.add_argument("--w-adv", type=float, default=0.05)
     g.add_argument("--save-every", type=int, default=200)
 
+    v = tsub.add_parser("vae", help="train the diffusion renderer's autoencoder (diffusers AutoencoderKL, f=4)")
+    common(v)
+    v.add_argument("--steps", type=int, default=4000)
+    v.add_argument("--crop", type=int, default=128)
+    v.add_argument("--lr", type=float, default=4e-4)
+    v.add_argument("--gan-start", type=int, default=2500, help="adversarial terms from this step on")
+    v.add_argument("--w-adv", type=float, default=0.02)
+    v.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    v.add_argument("--save-every", type=int, default=200)
+
+    m = tsub.add_parser("ldm", help="train the diffusion renderer's UNet (and its CLIP image tower) on a trained VAE")
+    common(m)
+    m.add_argument("--vae", type=Path, required=True, help="the VAE model folder (`semcomp train vae`)")
+    m.add_argument("--segmenter", help="condition on this segmenter's predicted labels, as the receiver "
+                   "gets them ('default': the shipped encoder segmenter); without it: ground truth")
+    m.add_argument("--steps", type=int, default=8000)
+    m.add_argument("--crop", type=int, default=128)
+    m.add_argument("--lr", type=float, default=3e-4)
+    m.add_argument("--prediction", default="v_prediction", choices=["v_prediction", "epsilon", "sample"])
+    m.add_argument("--max-strength", type=float, default=1.0, help="train timesteps below this share of T "
+                   "(the renderer refuses SDEdit strengths above it)")
+    m.add_argument("--no-clip", action="store_true", help="no CLIP tower / cross-attention conditioning")
+    m.add_argument("--clip-dim", type=int, default=128, help="CLIP embedding size (a multiple of 128)")
+    m.add_argument("--drop-segmap", type=float, default=0.2)
+    m.add_argument("--drop-colormap", type=float, default=0.1)
+    m.add_argument("--drop-clip", type=float, default=0.5)
+    m.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    m.add_argument("--save-every", type=int, default=200)
+
     b = tsub.add_parser("bpg-se", help="train bpg-se's enhancement network (BPG picture + seg map -> better picture)")
     common(b)
     b.add_argument("--segmenter", default="default", help="the encoder's segmenter (its labels are what the "
@@ -151,6 +180,30 @@ def run_train(args) -> int:
                             w_adv=args.w_adv, device=args.device, seed=args.seed, resume=args.resume,
                             threads=args.threads, tiny=args.tiny, save_every=args.save_every)
         result = train_gc(cfg, progress=not args.quiet)
+    elif args.train_command == "vae":
+        from ..training.vae_trainer import VaeTrainConfig, train_vae
+
+        cfg = VaeTrainConfig(train=str(args.train), out=str(args.out), steps=args.steps, batch=args.batch or 8,
+                             crop=args.crop, lr=args.lr, gan_start=args.gan_start, w_adv=args.w_adv,
+                             mixed_precision=args.mixed_precision, device=args.device, seed=args.seed,
+                             resume=args.resume, threads=args.threads, tiny=args.tiny, save_every=args.save_every)
+        result = train_vae(cfg, progress=not args.quiet)
+    elif args.train_command == "ldm":
+        from ..training.ldm_trainer import LdmTrainConfig, train_ldm
+
+        seg = args.segmenter
+        if seg == "default":
+            from ..paths import WEIGHTS_DIR
+
+            seg = str(WEIGHTS_DIR / "segmenter")
+        cfg = LdmTrainConfig(train=str(args.train), out=str(args.out), vae=str(args.vae), segmenter=seg,
+                             steps=args.steps, batch=args.batch or 8, crop=args.crop, lr=args.lr,
+                             prediction=args.prediction, max_strength=args.max_strength, clip=not args.no_clip,
+                             clip_dim=args.clip_dim, drop_segmap=args.drop_segmap, drop_colormap=args.drop_colormap,
+                             drop_clip=args.drop_clip, mixed_precision=args.mixed_precision, device=args.device,
+                             seed=args.seed, resume=args.resume, threads=args.threads, tiny=args.tiny,
+                             save_every=args.save_every)
+        result = train_ldm(cfg, progress=not args.quiet)
     elif args.train_command == "bpg-se":
         from ..training.bpg_se_trainer import BpgSeTrainConfig, train_bpg_se
 

@@ -159,7 +159,7 @@ def available() -> list[str]:
 
 
 # Built-in codecs register themselves on import.
-from . import bpg, bpg_se, classic, gc, semantic, video  # noqa: E402,F401
+from . import bpg, bpg_se, classic, clip, gc, semantic, video  # noqa: E402,F401
 
 __all__ = ["CODECS", "Codec", "CodecSpec", "Param", "available", "build", "codec_class_for_id", "create",
            "decode", "decoder_for", "parse_receiver_options", "quality_value", "receiver_instance", "resolve", "parse_spec", "parse_spec_list", "register_codec"]

@@ -41,9 +41,13 @@ from ..paths import WEIGHTS_DIR
 from . import register_codec
 from .base import Codec, Param
 from ..inference.base import BACKENDS
+from ..renderers import RENDERERS
+from ..renderers.ldm import SDEDIT_FROM
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, MAP_FACTORS, RATE_POINTS, grid_factor, resolve_level
 
 _FACTORS = MAP_FACTORS
+#: default SDEdit strength of the diffusion renderer (SSGC: 70% of T)
+LDM_STRENGTH = 0.7
 #: largest frame the GAN decoder renders (bounds memory whatever a header says: 4096x4096)
 MAX_RENDER_PIXELS = 4096 * 4096
 
@@ -84,6 +88,18 @@ def _model_dir(value: str, default_name: str, param: str | None = None) -> str:
     return str(path)
 
 
+def ldm_dir(value: str, check: bool = True) -> str:
+    """The diffusion renderer folder ``value`` names ('default': the shipped one); UsageError when ``check``
+    and it lacks vae/ or unet/."""
+    path = WEIGHTS_DIR / "ldm" if value == "default" else Path(value)
+    if check:
+        missing = [p for p in ("vae", "unet") if not (path / p / "config.json").exists()]
+        if missing:
+            raise UsageError(f"diffusion renderer weights not found at {path} (missing {', '.join(missing)}/: train "
+                             f"them with `semcomp train vae` and `semcomp train ldm`, or pass ldm=PATH)")
+    return str(path)
+
+
 def map_factor_from_shape(h: int, w: int, height: int, width: int) -> int:
     for f in _FACTORS:
         if (h, w) == (-(-height // f), -(-width // f)):
@@ -116,6 +132,21 @@ class SemanticGanCodec(Codec):
                                "that size and the receiver upscales (bicubic): textures at the scale the "
                                "generator was trained on (480x360 for the shipped model), and a bounded cost; "
                                "0 = always at full size", low=0, high=2**26, side="receiver"),
+        # -- renderer (semcomp_core.renderers): the receiver's choice, the bitstream does not change --------
+        "renderer": Param(str, "gan", "what draws the frame from the decoded layers: gan (SPADE conditional GAN, "
+                          "one network call) or ldm (latent diffusion: SDEdit + DDIM, see steps/strength)",
+                          choices=RENDERERS, side="receiver"),
+        "ldm": Param(str, "default", "diffusion renderer folder (vae/, unet/, clip/) the receiver runs with "
+                     "renderer=ldm, or 'default' for the shipped weights", side="receiver", local=True),
+        "steps": Param(int, 20, "renderer=ldm: DDIM steps of a full run (strength s runs int(steps*s) of them)",
+                       low=1, high=50, side="receiver"),
+        "strength": Param(float, LDM_STRENGTH, "renderer=ldm: SDEdit strength, the share of the diffusion the start "
+                          "picture is noised to (0.7 = SSGC's 70% of T)", low=0.01, high=1.0, side="receiver"),
+        "sdedit_from": Param(str, "colormap", "renderer=ldm: start picture of SDEdit: colormap (the upsampled colour "
+                             "map, SSGC) or gan (refine the GAN renderer's frame)", choices=SDEDIT_FROM,
+                             side="receiver"),
+        "guidance": Param(float, 1.0, "renderer=ldm: classifier-free guidance on the seg map (1 = off; above 1 "
+                          "costs a second UNet call per step)", low=1.0, high=20.0, side="receiver"),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
                          "from an ONNX export made once and cached); the sender's segmenter and the "
                          "receiver's generator alike",
@@ -174,6 +205,8 @@ class SemanticGanCodec(Codec):
         self.level = LEVELS[self.config["level"]]
         self._seg_path = _model_dir(self.config["segmenter"], "segmenter")
         self._gen_path = _model_dir(self.config["decoder"], "decoder")
+        self._ldm_path = ldm_dir(self.config["ldm"], check=self.config["renderer"] == "ldm")
+        self._ldm = None
         self.segmap_layer = SegMapLayer()
         self._runners: dict = {}
         self.colormap_layer = ColorMapLayer(self.level.color_qi)
@@ -192,6 +225,20 @@ class SemanticGanCodec(Codec):
     @property
     def generator(self):
         return _load(self._gen_path, self.device)
+
+    @property
+    def ldm(self):
+        """The diffusion renderer (:class:`renderers.ldm.LdmRenderer`) of this receiver, loaded on first use."""
+        if self._ldm is None:
+            from ..renderers.ldm import LdmRenderer
+
+            self._ldm = LdmRenderer(self._ldm_path, self.device, self.config["backend"])
+        return self._ldm
+
+    @property
+    def decoder_model(self):
+        """The model whose label table a container must match: the renderer's (GAN generator or LDM UNet)."""
+        return self.ldm.unet if self.config["renderer"] == "ldm" else self.generator
 
     def runner(self, kind: str):
         """The inference runner of the ``segmenter`` or the ``generator`` on this instance's backend."""
@@ -223,7 +270,10 @@ class SemanticGanCodec(Codec):
 
     def networks(self) -> dict:
         """``{kind: (torch model, model folder)}`` of the networks this codec runs (for export)."""
-        return {"segmenter": (self.segmenter, self._seg_path), "generator": (self.generator, self._gen_path)}
+        nets = {"segmenter": (self.segmenter, self._seg_path), "generator": (self.generator, self._gen_path)}
+        if self.config["renderer"] == "ldm":
+            nets.update(self.ldm.networks())
+        return nets
 
     def export_info(self) -> dict:
         """What a receiver must match, for export sidecars: codec, level table, classes, label table."""
@@ -249,8 +299,15 @@ class SemanticGanCodec(Codec):
         def which(key, path):
             return "shipped" if self.config[key] == "default" else path
         ran = "; ".join(f"{k} on {r.provider}" for k, r in sorted(self._runners.items()))
-        return (f"semantic-gan (segmenter: {which('segmenter', self._seg_path)}, "
-                f"decoder: {which('decoder', self._gen_path)}; "
+        if self.config["renderer"] == "ldm":
+            c = self.config
+            loaded = self._ldm._runners if self._ldm is not None else {}
+            ran = "; ".join(f"{k} on {r.provider}" for k, r in sorted(loaded.items())) or ran
+            render = (f"renderer: ldm {which('ldm', self._ldm_path)} ({c['steps']} steps, strength {c['strength']}, "
+                      f"from {c['sdedit_from']}, guidance {c['guidance']})")
+        else:
+            render = f"decoder: {which('decoder', self._gen_path)}"
+        return (f"{self.name} (segmenter: {which('segmenter', self._seg_path)}, {render}; "
                 f"{ran or 'backend ' + self.config['backend']}; torch {_torch_version()})")
 
     # -- streams ------------------------------------------------------------------------
@@ -287,7 +344,7 @@ class SemanticGanCodec(Codec):
         return self.segmenter.num_classes
 
     def decoder_classes(self) -> int:
-        return self.generator.num_classes
+        return self.decoder_model.num_classes
 
     def encoder_label_table(self) -> int:
         return self.label_table(self.segmenter)
@@ -378,7 +435,7 @@ class SemanticGanCodec(Codec):
 
         Version-1 containers carry none: seed 0, label table unchecked. ModelMismatchError when the
         container's label table is not the one the decoder was trained on."""
-        gen = self.generator
+        gen = self.decoder_model
         mine = self.label_table(gen)
         if container.version < 2 and all(lid != LayerId.DECODER_PARAMS for lid, _ in container.layers):
             return DecoderParams(mine, 0)
@@ -474,7 +531,7 @@ class SemanticGanCodec(Codec):
         seg_payload = container.layer(LayerId.SEGMAP)
         factor = map_factor_from_shape(*SegMapLayer.peek_shape(seg_payload), H, W)  # before any decoding
         labels = self.segmap_layer.decode(seg_payload, max_shape=(H, W))
-        gen = self.generator
+        gen = self.decoder_model
         k = gen.num_classes
         if int(labels.max()) >= k:
             raise BitstreamError(f"seg-map label {int(labels.max())} outside the decoder's {k} classes")
@@ -485,18 +542,19 @@ class SemanticGanCodec(Codec):
             return labels, factor, prior_colour_map(labels, self.label_table(gen)), params.seed
         return labels, factor, ColorMapLayer.decode_quantised(container.layer(LayerId.COLORMAP)), params.seed
 
-    def render(self, labels: np.ndarray, factor: int, thumb: np.ndarray, H: int, W: int,
-               seed: int = 0, roi=None, structure: np.ndarray | None = None) -> np.ndarray:
+    def render(self, labels: np.ndarray | None, factor: int, thumb: np.ndarray, H: int, W: int,
+               seed: int = 0, roi=None, structure: np.ndarray | None = None, embed=None) -> np.ndarray:
         """Run the generator for a decoded map (at 1/factor) and thumbnail; returns (H, W, 3) uint8.
         Frames above ``render_pixels`` are painted at about that many pixels and upscaled. ``roi``
         (a parsed masked ROI layer): a generator trained with the ``roi`` optional layer is
         conditioned on its pixels, and the pixels are blended in at full resolution either way.
         ``structure`` (a decoded edge map): conditions a generator trained with the ``structure``
-        optional layer; other generators render without it."""
+        optional layer; other generators render without it. ``embed``: a CLIP embedding (the diffusion
+        renderer's cross-attention input); ``labels`` None: no seg map (diffusion renderer only)."""
         from ..roi.selective import blend, decoded_box, full_frame
         from ..structure import structure_input
 
-        trained = self.generator.config.get("optional_layers") or ()
+        trained = self.decoder_model.config.get("optional_layers") or ()
         pixels = self.config["render_pixels"]
         h, w = H, W
         if pixels and H * W > 1.05 * pixels:
@@ -518,10 +576,10 @@ class SemanticGanCodec(Codec):
         if (h, w) != (H, W):
             from PIL import Image
 
-            small = self._paint(labels, factor * h / H, thumb, h, w, seed, given)
+            small = self._paint(labels, factor * h / H, thumb, h, w, seed, given, embed)
             out = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC))
         else:
-            out = self._paint(labels, factor, thumb, H, W, seed, given)
+            out = self._paint(labels, factor, thumb, H, W, seed, given, embed)
         return out if roi is None else blend(out, roi.box, pix, weight)
 
     @staticmethod
@@ -531,7 +589,31 @@ class SemanticGanCodec(Codec):
 
         return blend(rendered, roi.box, *decoded_box(roi, labels, factor))
 
-    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int, given: dict | None = None) -> np.ndarray:
+    def _paint(self, labels, factor, thumb, H: int, W: int, seed: int, given: dict | None = None,
+               embed=None) -> np.ndarray:
+        if self.config["renderer"] == "ldm":
+            return self._paint_ldm(labels, factor, thumb, H, W, seed, given, embed)
+        return self._paint_gan(labels, factor, thumb, H, W, seed, given)
+
+    def _paint_ldm(self, labels, factor, thumb, H: int, W: int, seed: int, given: dict | None = None,
+                   embed=None) -> np.ndarray:
+        """The diffusion renderer's frame; ``labels`` None = no seg map (a CLIP container), ``embed``: the
+        dequantised CLIP embedding or None."""
+        ldm, c = self.ldm, self.config
+        k = ldm.num_classes
+        onehot, color = conditioning(labels if labels is not None else np.full((1, 1), k, np.uint8),
+                                     factor if labels is not None else 64, thumb, H, W, k)
+        layers = optional_layer_input(ldm.unet.config, onehot.shape[2], onehot.shape[3], given or {})
+        if c["sdedit_from"] == "gan":
+            if labels is None:
+                raise UsageError("sdedit_from=gan needs a seg map: this container has none (use sdedit_from=colormap)")
+            start = self._paint_gan(labels, factor, thumb, H, W, seed, given)
+        else:
+            start = upscale_thumbnail(thumb, H, W)
+        return ldm.render(onehot if labels is not None else None, color, layers, embed, start, H, W, seed,
+                          steps=c["steps"], strength=c["strength"], guidance=c["guidance"])
+
+    def _paint_gan(self, labels, factor, thumb, H: int, W: int, seed: int, given: dict | None = None) -> np.ndarray:
         out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed, given))
         out = np.clip(out[0, :, :H, :W], -1.0, 1.0)
         return np.ascontiguousarray(np.rint((out + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))

@@ -83,6 +83,29 @@ def _gc_decoder_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
             "present": present}
 
 
+def _vae_encoder_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    return {"image": (rng.random((1, 3, 4 * -(-h // 4), 4 * -(-w // 4))) * 2 - 1).astype(np.float32)}
+
+
+def _vae_decoder_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    return {"latent": rng.standard_normal((1, model.config["latent_channels"], -(-h // 4), -(-w // 4)))
+            .astype(np.float32)}
+
+
+def _ldm_unet_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    m = model.multiple
+    lh, lw = m * -(-h // (4 * m)), m * -(-w // (4 * m))
+    return {"latent": rng.standard_normal((1, model.config["latent_channels"], lh, lw)).astype(np.float32),
+            "t": np.full((1, 1, 1, 1), 500.0, np.float32),
+            "cond": rng.random((1, model.cond_channels, lh, lw)).astype(np.float32),
+            "embed": rng.standard_normal((1, max(1, model.embed_dim), 1, 1)).astype(np.float32),
+            "embed_presence": np.ones((1, 1, 1, 1), np.float32)}
+
+
+def _clip_tower_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
+    return {"image": (rng.random((1, 3, h, w)) * 255).astype(np.float32)}
+
+
 #: network kind -> its IO: "segmenter" = image 0..255 -> logits; "generator" = SPADE generator; "enhancer",
 #: "gc-encoder", "gc-decoder" = the networks of the bpg-se and gc codecs
 NETWORKS: dict[str, NetworkSpec] = {
@@ -107,6 +130,20 @@ NETWORKS: dict[str, NetworkSpec] = {
                               {"latent": {2: "height_16", 3: "width_16"}, "present": {2: "height_16", 3: "width_16"},
                                "rgb": {2: "height", 3: "width"}},
                               _gc_decoder_example),
+    # the diffusion renderer (models.ldm): VAE halves at f=4 (image in -1..1, scaled latents) and the UNet's
+    # one denoising call (timestep, embedding and its presence as (1, C, 1, 1) tensors)
+    "vae-encoder": NetworkSpec(("image",), "latent", {"image": {2: "height", 3: "width"},
+                                                       "latent": {2: "height_4", 3: "width_4"}},
+                               _vae_encoder_example),
+    "vae-decoder": NetworkSpec(("latent",), "rgb", {"latent": {2: "height_4", 3: "width_4"},
+                                                     "rgb": {2: "height", 3: "width"}},
+                               _vae_decoder_example),
+    "ldm-unet": NetworkSpec(("latent", "t", "cond", "embed", "embed_presence"), "out",
+                            {"latent": {2: "height_4", 3: "width_4"}, "cond": {2: "height_4", 3: "width_4"},
+                             "out": {2: "height_4", 3: "width_4"}},
+                            _ldm_unet_example),
+    # the CLIP layer's image tower: frame 0..255 -> embedding (B, dim)
+    "clip-tower": NetworkSpec(("image",), "embedding", {"image": {2: "height", 3: "width"}}, _clip_tower_example),
 }
 
 

@@ -28,7 +28,8 @@ from .base import NETWORKS
 
 OPSET = 18
 #: parity limits (fp32): max abs error of the output, and arg-max agreement for segmenters
-TOLERANCE = {"segmenter": 2e-3, "generator": 1e-3, "enhancer": 2e-2, "gc-encoder": 2e-3, "gc-decoder": 1e-3}
+TOLERANCE = {"segmenter": 2e-3, "generator": 1e-3, "enhancer": 2e-2, "gc-encoder": 2e-3, "gc-decoder": 1e-3,
+             "vae-encoder": 2e-3, "vae-decoder": 2e-3, "ldm-unet": 2e-3, "clip-tower": 2e-3}
 MIN_LABEL_AGREEMENT = 0.999
 PARITY_SIZES = ((96, 128), (64, 160))
 
@@ -68,6 +69,17 @@ def _exportable(kind: str, model):
                     out = out + 0 * layers.sum()
                 return out
         return Generator(m)
+    if kind == "ldm-unet" and not m.embed_dim:
+        class Unet(torch.nn.Module):
+            """A UNet without CLIP conditioning keeps its (unused) embedding input in the graph."""
+
+            def __init__(self, u):
+                super().__init__()
+                self.u = u
+
+            def forward(self, latent, t, cond, embed, embed_presence):
+                return self.u(latent, t, cond, embed, embed_presence) + 0 * embed.sum()
+        return Unet(m)
     return m
 
 

@@ -1,5 +1,6 @@
 """Semantic layers behind one registry (names -> Layer classes, fixed layer ids)."""
 from .base import LAYERS, Layer, register_layer
+from .clip import ClipLayer
 from .colormap import ColorMapLayer
 from .colormap_delta import ColorMapDeltaLayer
 from .decoder_params import DecoderParams, DecoderParamsLayer, label_table_id
@@ -13,7 +14,7 @@ from .segmap_inter import SegMapInterLayer
 from .structure import StructureLayer
 
 __all__ = [
-    "LAYERS", "Layer", "register_layer", "EnhanceParams", "EnhanceParamsLayer", "LatentLayer",
+    "LAYERS", "Layer", "register_layer", "ClipLayer", "EnhanceParams", "EnhanceParamsLayer", "LatentLayer",
     "ColorMapLayer", "ColorMapDeltaLayer", "FrameHeader",
     "FrameInfoLayer", "SegMapInterLayer", "StructureLayer", "RoiData", "RoiLayer", "RoiMaskRule",
     "DecoderParams", "DecoderParamsLayer", "SegMapLayer", "label_table_id", "downscale_labels", "map_shape",

@@ -11,9 +11,11 @@ from .discriminator import MultiScaleDiscriminator
 from .enhancer import Enhancer
 from .gc import GcDecoder, GcEncoder
 from .generator import SPADEGenerator, remove_spectral_norm
+from .clip_tower import ClipTower
+from .ldm import LatentUnet, LatentVae
 from .io import MODELS, load_model, read_config, register_model, save_model
 from .segmenter import DDRNetSeg
 from .unet_seg import UNetSeg
 
-__all__ = ["MODELS", "DDRNetSeg", "Enhancer", "GcDecoder", "GcEncoder", "MultiScaleDiscriminator", "UNetSeg", "SPADEGenerator", "load_model", "read_config",
+__all__ = ["MODELS", "ClipTower", "DDRNetSeg", "Enhancer", "GcDecoder", "GcEncoder", "LatentUnet", "LatentVae", "MultiScaleDiscriminator", "UNetSeg", "SPADEGenerator", "load_model", "read_config",
            "register_model", "remove_spectral_norm", "save_model"]

@@ -84,11 +84,11 @@ class DecoderStage:
     """
 
     def __init__(self, device: str = "cpu", *, max_pixels: int = 0, decoder_options: str = "",
-                 backend: str = "", window: int = 1000) -> None:
+                 backend: str = "", renderer: str = "", window: int = 1000) -> None:
         self.device, self.max_pixels, self.decoder_options, self._receiver = "cpu", 0, "", {}
-        self.backend = ""
+        self.backend, self.renderer = "", ""
         self._sessions: dict[type[Codec], DecoderSession] = {}
-        self.configure(device, max_pixels, str(decoder_options or ""), backend)
+        self.configure(device, max_pixels, str(decoder_options or ""), backend, renderer)
         self.counters = Counters("received", "decoded", "truncated", "rejected", "corrupt", "mismatch", "errors",
                                  "lost", "key_frames", "inter_frames", "recoveries", "stream_resets")
         self.decode_ms = RollingWindow(window)
@@ -109,10 +109,12 @@ class DecoderStage:
         return ran
 
     def configure(self, device: str | None = None, max_pixels: int | None = None,
-                  decoder_options: str | None = None, backend: str | None = None) -> bool:
-        """Change device, size limit, receiver options or backend (UsageError if invalid; nothing
+                  decoder_options: str | None = None, backend: str | None = None,
+                  renderer: str | None = None) -> bool:
+        """Change device, size limit, receiver options, backend or renderer (UsageError if invalid; nothing
         changes then). ``backend`` (torch, onnxruntime, tensorrt; empty: each codec's default)
-        applies to every codec with networks unless ``decoder_options`` names one.
+        applies to every codec with networks unless ``decoder_options`` names one; ``renderer`` (gan, ldm;
+        empty: each codec's default) likewise to the semantic codecs.
 
         A change of device, options or backend drops the stream sessions (returns True then): inter
         frames are refused until the next key frame of each stream."""
@@ -126,11 +128,18 @@ class DecoderStage:
             raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {back!r}")
         if back:
             receiver = dict({"backend": back}, **receiver)
+        rend = str(renderer) if renderer is not None else self.renderer
+        from ..renderers import RENDERERS
+
+        if rend and rend not in RENDERERS:
+            raise UsageError(f"renderer must be one of {', '.join(RENDERERS)}, got {rend!r}")
+        if rend:
+            receiver = dict({"renderer": rend}, **receiver)
         changed = (dev, receiver) != (self.device, self._receiver)
         self.device = dev
         if max_pixels is not None:
             self.max_pixels = int(max_pixels)
-        self.decoder_options, self.backend, self._receiver = options, back, receiver
+        self.decoder_options, self.backend, self.renderer, self._receiver = options, back, rend, receiver
         if changed and self._sessions:
             self.reset_streams()
             return True
@@ -247,6 +256,7 @@ class DecoderStage:
             "stream_resets": str(c["stream_resets"]),
             "decoder_options": self.decoder_options or "-",
             "backend": self._receiver.get("backend", "codec default"),
+            "renderer": self._receiver.get("renderer", "codec default"),
             "fps": fmt(fps),
             "bitrate_kbps": fmt(bytes_per_s * 8 / 1e3),
             "decode_ms_p50": fmt(self.decode_ms.percentile(50)),

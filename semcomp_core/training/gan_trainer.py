@@ -100,8 +100,10 @@ class ConditionSampler:
 
         xs, ohs, cols, labs, lays = [], [], [], [], []
         n, H, W = self.labels.shape
-        for _ in range(batch):
+        self.last_index, self.last_flip = np.zeros(batch, np.int64), np.zeros(batch, bool)
+        for j in range(batch):
             i = int(self.rng.integers(n))
+            self.last_index[j] = i
             li = int(self.rng.integers(len(self.levels)))
             f = self.levels[li].map_factor
             small = downscale_labels(self.labels[i], f)
@@ -120,6 +122,7 @@ class ConditionSampler:
             else:
                 lay = torch.zeros(1, crop, crop)
             if self.rng.random() < 0.5:
+                self.last_flip[j] = True
                 img, oh, col, lab, lay = img.flip(-1), oh.flip(-1), col.flip(-1), lab.flip(-1), lay.flip(-1)
             xs.append(img)
             ohs.append(oh)
