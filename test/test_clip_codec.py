@@ -176,3 +176,15 @@ def test_a_renderer_without_clip_conditioning_refuses_clip_containers(models, fr
     data = codecs.create(_spec(models)).encode(frame)
     with pytest.raises(UsageError, match="no clip/ tower"):
         codecs.decode(data, receiver={"ldm": str(tmp_path / "noclip")})
+
+
+def test_export_covers_the_clip_tower(models, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    import json
+
+    from semcomp_core.cli.main import main
+
+    assert main(["export", "--codec", _spec(models), "--out", str(tmp_path)]) == 0
+    rows = {r["network"]: r for r in map(json.loads, capsys.readouterr().out.strip().splitlines())}
+    assert {"clip-tower", "ldm-unet", "vae-decoder"} <= set(rows)
+    assert rows["clip-tower"]["max_abs_error"] < 2e-3

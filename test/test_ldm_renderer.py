@@ -223,3 +223,16 @@ def test_onnxruntime_backend_matches_torch(models, frame):
     a = codecs.create(_spec(models, renderer="ldm", steps=4)).decode(data)
     b = codecs.create(_spec(models, renderer="ldm", steps=4, backend="onnxruntime")).decode(data)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 3
+
+
+def test_export_covers_the_diffusion_networks_with_parity(models, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from semcomp_core.cli.main import main
+
+    assert main(["export", "--codec", _spec(models, renderer="ldm"), "--out", str(tmp_path)]) == 0
+    rows = {r["network"]: r for r in map(json.loads, capsys.readouterr().out.strip().splitlines())}
+    assert {"vae-encoder", "vae-decoder", "ldm-unet"} <= set(rows)
+    for kind in ("vae-encoder", "vae-decoder", "ldm-unet"):
+        assert rows[kind]["max_abs_error"] < 2e-3 and "bundled_frame" in rows[kind]["checked"]
+        side = json.loads((tmp_path / f"{kind}.json").read_text())
+        assert side["kind"] == kind

@@ -422,3 +422,19 @@ def test_import_does_not_import_torch():
 
 def test_bits_per_pixel_reexported():
     assert bits_per_pixel(1000, 100, 80) == pytest.approx(1.0)
+
+
+def test_texture_is_a_no_reference_detail_figure(sample_image):
+    from semcomp_core.metrics import texture
+
+    flat = np.full((40, 50, 3), 77, np.uint8)
+    assert texture(flat) == 0.0
+    assert texture(np.zeros((2, 2, 3), np.uint8)) == 0.0
+    checker = ((np.indices((8, 8)).sum(0) % 2) * 255).astype(np.uint8)
+    # hand-computed: every interior pixel's Laplacian is +-4*255
+    assert texture(checker) == pytest.approx(4 * 255)
+    import cv2
+
+    blurred = cv2.GaussianBlur(sample_image, (9, 9), 3)
+    assert texture(sample_image) > 2 * texture(blurred) > 0
+    assert texture(sample_image[..., 0]) > 0            # grey pictures work too

@@ -58,17 +58,17 @@ from ..bitstream import bits_per_pixel, unpack
 from ..codecs import Codec, decoder_for, receiver_instance
 from ..errors import UsageError
 from ..imageio import save_png
-from ..metrics import SemanticPreservation, edge_f_score, ms_ssim, psnr, psnr_for_mean
+from ..metrics import SemanticPreservation, edge_f_score, ms_ssim, psnr, psnr_for_mean, texture
 
 PER_IMAGE_FIELDS = ["image", "codec", "implementation", "height", "width", "bytes", "bpp", "psnr", "lossless",
-                    "ms_ssim", "edge_f", "edge_precision", "edge_recall",
+                    "ms_ssim", "edge_f", "edge_precision", "edge_recall", "texture", "texture_original",
                     "encode_ms", "decode_ms", "roi_bytes", "fallback", "structure_bytes",
                     "miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt",
                     "eval_miou_recon_vs_orig", "eval_miou_orig_vs_gt", "eval_miou_recon_vs_gt"]
 _SEM_ROW = ("miou_recon_vs_orig", "miou_orig_vs_gt", "miou_recon_vs_gt")
 _SEM_SUMMARY = ("miou_orig_vs_gt", "miou_recon_vs_gt", "miou_recon_vs_orig", "preservation")
-SUMMARY_METRICS = ["bytes", "bpp", "psnr", "ms_ssim", "edge_f", "edge_precision", "edge_recall", "encode_ms",
-                   "decode_ms"]
+SUMMARY_METRICS = ["bytes", "bpp", "psnr", "ms_ssim", "edge_f", "edge_precision", "edge_recall", "texture",
+                   "texture_original", "encode_ms", "decode_ms"]
 
 
 @dataclass
@@ -188,6 +188,7 @@ class BenchRunner:
                    "psnr": psnr_for_mean(p), "lossless": int(math.isinf(p)), "ms_ssim": ms_ssim(image, recon),
                    "encode_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3}
             edges = edge_f_score(image, recon)
+            row.update(texture=texture(recon), texture_original=texture(image))
             row.update(edge_f=edges.f, edge_precision=edges.precision, edge_recall=edges.recall)
             row["roi_bytes"], row["fallback"], row["structure_bytes"] = layer_split(data)
             st.roi_bytes += row["roi_bytes"]

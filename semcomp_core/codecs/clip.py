@@ -217,6 +217,23 @@ class ClipCodec(SemanticGanCodec):
             nets.update(self.ldm.networks())
         return nets
 
+    def real_feeds(self, image: np.ndarray) -> dict:
+        """Network inputs made from a real frame (export parity checks)."""
+        import torch
+
+        from ..bitstream import unpack
+
+        c = unpack(self.encode(image))
+        thumb = dequantise(*ColorMapLayer.decode_quantised(c.layer(LayerId.COLORMAP)))
+        frame = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        out = {"clip-tower": {"image": self.tower.prepare(frame).numpy()},
+               "segmenter": {"image": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)}}
+        if self.config["renderer"] == "ldm":
+            codes = ClipLayer(_tags(self._clip_path, self.device)).decode(c.layer(LayerId.CLIP))
+            embed = self.tower.dequantise(torch.from_numpy(codes)[None], codes.size)[0].float().cpu().numpy()
+            out.update(self.ldm_feeds(None, 64, thumb, c.height, c.width, 0, embed))
+        return out
+
     def export_info(self) -> dict:
         return {"codec": self.name, "codec_id": int(CodecId.CLIP), "bytes": self.config["bytes"],
                 "clip": self.tower.config}

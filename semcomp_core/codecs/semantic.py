@@ -291,8 +291,21 @@ class SemanticGanCodec(Codec):
         c = unpack(self.encode(image))
         labels, factor, thumb, seed = self.read_layers(c)
         feeds = self.generator_feeds(labels, factor, thumb, c.height, c.width, seed)
-        return {"segmenter": {"image": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)},
-                "generator": {k: v.contiguous().numpy() for k, v in feeds.items()}}
+        out = {"segmenter": {"image": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)},
+               "generator": {k: v.contiguous().numpy() for k, v in feeds.items()}}
+        if self.config["renderer"] == "ldm":
+            out.update(self.ldm_feeds(labels, factor, thumb, c.height, c.width, seed))
+        return out
+
+    def ldm_feeds(self, labels, factor, thumb, H: int, W: int, seed: int, embed=None) -> dict:
+        """The diffusion renderer's networks' inputs on the first step of rendering these layers."""
+        k = self.ldm.num_classes
+        onehot, color = conditioning(labels if labels is not None else np.full((1, 1), k, np.uint8),
+                                     factor if labels is not None else 64, thumb, H, W, k)
+        layers = optional_layer_input(self.ldm.unet.config, onehot.shape[2], onehot.shape[3], {})
+        return self.ldm.real_feeds(onehot if labels is not None else None, color, layers, embed,
+                                   upscale_thumbnail(thumb, H, W), H, W, seed, self.config["steps"],
+                                   self.config["strength"])
 
     @property
     def implementation(self) -> str:

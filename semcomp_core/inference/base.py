@@ -103,7 +103,8 @@ def _ldm_unet_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
 
 
 def _clip_tower_example(model, h: int, w: int, rng) -> dict[str, np.ndarray]:
-    return {"image": (rng.random((1, 3, h, w)) * 255).astype(np.float32)}
+    s = model.config["image_size"]          # the tower's fixed input side (frames are resized before it)
+    return {"image": (rng.random((1, 3, s, s)) * 255).astype(np.float32)}
 
 
 #: network kind -> its IO: "segmenter" = image 0..255 -> logits; "generator" = SPADE generator; "enhancer",
@@ -142,8 +143,8 @@ NETWORKS: dict[str, NetworkSpec] = {
                             {"latent": {2: "height_4", 3: "width_4"}, "cond": {2: "height_4", 3: "width_4"},
                              "out": {2: "height_4", 3: "width_4"}},
                             _ldm_unet_example),
-    # the CLIP layer's image tower: frame 0..255 -> embedding (B, dim)
-    "clip-tower": NetworkSpec(("image",), "embedding", {"image": {2: "height", 3: "width"}}, _clip_tower_example),
+    # the CLIP layer's image tower: frame resized to the tower's side, 0..255 -> embedding (B, dim)
+    "clip-tower": NetworkSpec(("image",), "embedding", {}, _clip_tower_example),
 }
 
 

@@ -123,13 +123,16 @@ def export_onnx(kind: str, model, path: str | Path, opset: int = OPSET, extra: d
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     feeds = spec.example(model, *PARITY_SIZES[0], np.random.default_rng(0))
+    fast = torch.backends.mha.get_fastpath_enabled()
     try:
+        torch.backends.mha.set_fastpath_enabled(False)   # nn.MultiheadAttention's fused kernel has no ONNX op
         with warnings.catch_warnings():  # the tracer's notes on shapes and instance norm: not actionable here
             warnings.simplefilter("ignore")
             torch.onnx.export(_exportable(kind, model), tuple(torch.from_numpy(feeds[n]) for n in spec.inputs),
                               str(tmp), input_names=list(spec.inputs), output_names=[spec.output],
                               opset_version=opset, dynamo=False, dynamic_axes=spec.dynamic,
                               do_constant_folding=True)
+        torch.backends.mha.set_fastpath_enabled(fast)
         checked = parity(kind, model, tmp, sizes=sizes, real=real)
     except ExportError:
         tmp.unlink(missing_ok=True)
@@ -137,6 +140,8 @@ def export_onnx(kind: str, model, path: str | Path, opset: int = OPSET, extra: d
     except Exception as exc:  # noqa: BLE001 -- exporter or runtime failure: one clear error
         tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot export the {kind} to ONNX: {type(exc).__name__}: {exc}") from None
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
     for size, entry in checked.items():
         if entry["max_abs_error"] > TOLERANCE[kind] or entry.get("label_agreement", 1.0) < MIN_LABEL_AGREEMENT:
             tmp.unlink(missing_ok=True)

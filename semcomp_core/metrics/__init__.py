@@ -8,6 +8,7 @@
   :class:`SemanticPreservation` (segmenter on original vs reconstruction)
 * structure: :func:`edge_f_score` (fixed Canny detector, matches within 2 px: how much of the
   original's edges -- lane markings, kerbs, outlines -- a reconstruction keeps)
+* texture (no reference): :func:`texture` (mean |Laplacian| of the luma: fine detail, sharpness)
 * perception (optional, offline only): :func:`lpips_available`, :func:`lpips_distance`
 
 Importing this package imports neither torch nor any model.
@@ -16,6 +17,7 @@ from ..bitstream.container import bits_per_pixel
 from .edges import EdgeScore, edge_f_score, edge_map
 from .image_quality import PSNR_CAP_DB, ms_ssim, psnr, psnr_for_mean
 from .lpips_metric import lpips_available, lpips_distance
+from .texture import texture
 from .segmentation import (
     ConfusionAccumulator,
     SegmentationCache,
@@ -27,6 +29,7 @@ from .segmentation import (
 )
 
 __all__ = [
+    "texture",
     "EdgeScore",
     "edge_f_score",
     "edge_map",

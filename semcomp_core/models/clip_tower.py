@@ -69,9 +69,17 @@ class ClipTower(nn.Module):
     def pq_bytes(self) -> tuple[int, ...]:
         return tuple(self.config["pq_bytes"])
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def prepare(self, image: torch.Tensor) -> torch.Tensor:
+        """Frames (B,3,H,W) 0..255 resized (squashed, antialiased bilinear) to the tower's input side."""
         s = self.config["image_size"]
-        x = F.interpolate(image.float(), size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        if tuple(image.shape[-2:]) == (s, s):
+            return image.float()
+        return F.interpolate(image.float(), size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Embedding (B, dim) of frames (B,3,H,W) 0..255 (resized by :meth:`prepare` unless already at the
+        input side: the exported network takes image_size x image_size frames)."""
+        x = self.prepare(image)
         e = self.visual((x - self.mean) / self.std)
         return F.normalize(e.float(), dim=-1) * self.embed_dim ** 0.5
 

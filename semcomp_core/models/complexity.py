@@ -72,7 +72,9 @@ def model_report(segmenter: str = "default", decoder: str = "default", sizes: st
 
     from ..inference.base import NETWORKS
 
-    for role, kind in (("bpg_se", "enhancer"), ("gc_encoder", "gc-encoder"), ("gc_decoder", "gc-decoder")):
+    for role, kind in (("bpg_se", "enhancer"), ("gc_encoder", "gc-encoder"), ("gc_decoder", "gc-decoder"),
+                       ("ldm/vae", "vae-decoder"), ("ldm/unet", "ldm-unet"), ("ldm/clip", "clip-tower")):
+        # the diffusion renderer: the VAE decoder once per frame, the UNet once per DDIM step
         folder = WEIGHTS_DIR / role
         if not (folder / "config.json").exists():
             continue

@@ -125,7 +125,10 @@ class LatentUnet(nn.Module):
         self.unet = UNet2DConditionModel(
             sample_size=32, in_channels=latent_channels + self.cond_channels, out_channels=latent_channels,
             down_block_types=down, up_block_types=up, block_out_channels=tuple(channels),
-            layers_per_block=layers_per_block, cross_attention_dim=cross_dim, attention_head_dim=head_dim,
+            # diffusers reads attention_head_dim as the number of heads (its documented naming issue): heads of
+            # head_dim channels each
+            layers_per_block=layers_per_block, cross_attention_dim=cross_dim,
+            attention_head_dim=tuple(max(1, c // head_dim) for c in channels),
             norm_num_groups=norm_groups, mid_block_type="UNetMidBlock2DCrossAttn" if att else None)
         # the global embedding (+ its presence) -> tokens for cross-attention; a constant token set when absent
         self.to_tokens = nn.Linear(embed_dim + 1, tokens * cross_dim)

@@ -120,6 +120,14 @@ class LdmRenderer:
         """A frame (H, W, 3) uint8. ``onehot`` (1,K,Hp,Wp) / ``color`` (1,3,Hp,Wp) / ``layers``: the GAN's
         conditioning tensors at the 8-padded size (``onehot`` or ``color`` None = that layer absent);
         ``embed``: (dim,) CLIP embedding or None; ``start``: the SDEdit start picture (H, W, 3) uint8."""
+        return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance)
+
+    def real_feeds(self, onehot, color, layers, embed, start: np.ndarray, H: int, W: int, seed: int,
+                   steps: int = 20, strength: float = 0.7) -> dict:
+        """The inputs each network gets on the first step of a real render (for export parity checks)."""
+        return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, 1.0, feeds_only=True)
+
+    def _run(self, onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, feeds_only=False):
         import torch
         import torch.nn.functional as F
 
@@ -152,6 +160,10 @@ class LdmRenderer:
         ep = np.zeros((1, 1, 1, 1), np.float32)
         if embed is not None:
             e[0, :, 0, 0], ep[:] = np.asarray(embed, np.float32), 1.0
+        if feeds_only:
+            return {"vae-encoder": {"image": pad(pic).numpy()}, "vae-decoder": {"latent": z0.numpy()},
+                    "ldm-unet": {"latent": z.numpy(), "t": np.full((1, 1, 1, 1), float(ts[0]), np.float32),
+                                 "cond": cond.numpy(), "embed": e, "embed_presence": ep}}
         run = self.runner("ldm-unet")
         uncond = None
         if guidance > 1.0 and onehot is not None:
