@@ -122,3 +122,25 @@ def test_cli_train_vae_wiring_and_bad_input(pack, tmp_path):
                         str(tmp_path / "v3"), "--tiny", "--mixed-precision", "fp16"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "CUDA" in r.stderr
+
+
+def test_vae_decoder_only_fine_tuning_keeps_the_latent_space(pack, tmp_path):
+    from semcomp_core.training.vae_trainer import VaeTrainConfig, train_vae
+
+    base = dict(train=str(pack), out=str(tmp_path / "vae"), tiny=True, batch=2, crop=32, save_every=2, threads=1)
+    train_vae(VaeTrainConfig(steps=2, gan_start=100, **base), progress=False)
+    first = load_model(tmp_path / "vae" / "model")
+    with pytest.raises(UsageError, match="no checkpoint"):
+        train_vae(VaeTrainConfig(**dict(base, out=str(tmp_path / "none")), steps=2, decoder_only=True), progress=False)
+    train_vae(VaeTrainConfig(steps=4, gan_start=0, decoder_only=True, **base), progress=False)
+    second = load_model(tmp_path / "vae" / "model")
+    a, b = first.state_dict(), second.state_dict()
+    enc = [k for k in a if k.startswith(("vae.encoder.", "vae.quant_conv."))]
+    dec = [k for k in a if k.startswith("vae.decoder.")]
+    assert enc and all(torch.equal(a[k], b[k]) for k in enc)           # the latent space did not move
+    assert any(not torch.equal(a[k], b[k]) for k in dec)               # the decoder learned
+    assert second.scaling_factor == first.scaling_factor
+    assert (tmp_path / "vae" / "checkpoint_decoder" / "trainer.json").exists()
+    train_vae(VaeTrainConfig(steps=6, gan_start=0, decoder_only=True, **base), progress=False)     # resumes
+    log = [json.loads(line) for line in (tmp_path / "vae" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 6

@@ -108,6 +108,8 @@ def add_train_parser(sub) -> None:
     v.add_argument("--gan-start", type=int, default=2500, help="adversarial terms from this step on")
     v.add_argument("--w-adv", type=float, default=0.02)
     v.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    v.add_argument("--decoder-only", action="store_true", help="fine-tune the decoder alone (with --resume: e.g. a "
+                   "GAN phase for texture): the encoder, the latent space and a UNet trained on it stay valid")
     v.add_argument("--save-every", type=int, default=200)
 
     m = tsub.add_parser("ldm", help="train the diffusion renderer's UNet (and its CLIP image tower) on a trained VAE")
@@ -185,7 +187,8 @@ def run_train(args) -> int:
 
         cfg = VaeTrainConfig(train=str(args.train), out=str(args.out), steps=args.steps, batch=args.batch or 8,
                              crop=args.crop, lr=args.lr, gan_start=args.gan_start, w_adv=args.w_adv,
-                             mixed_precision=args.mixed_precision, device=args.device, seed=args.seed,
+                             mixed_precision=args.mixed_precision, decoder_only=args.decoder_only,
+                             device=args.device, seed=args.seed,
                              resume=args.resume, threads=args.threads, tiny=args.tiny, save_every=args.save_every)
         result = train_vae(cfg, progress=not args.quiet)
     elif args.train_command == "ldm":

@@ -7,6 +7,9 @@ img2img, the run starts at ``timesteps[steps - int(steps * strength)]``, so stre
 steps runs 14 UNet calls. Noise comes from a CPU ``torch.Generator`` seeded with the container's
 seed: the same container and seed give the same frame on any device.
 
+Colour: the output keeps the renderer's luma and fine chroma, and the start picture's low-frequency
+chroma (:func:`keep_colour`).
+
 Conditioning: the seg map (class fractions per latent cell) and colour map with their presence, the
 optional layers, and the CLIP embedding by cross-attention (``models.ldm``); ``guidance`` > 1 adds
 classifier-free guidance on the seg map (a second UNet call per step without it, extrapolated away).
@@ -29,6 +32,24 @@ from ..errors import UsageError
 #: SDEdit start pictures
 SDEDIT_FROM = ("colormap", "gan")
 MAX_STEPS = 50
+#: colour consistency: the output's chroma below this scale (Gaussian sigma, pixels) comes from the start picture
+CHROMA_SIGMA = 2.0
+
+
+def keep_colour(out: np.ndarray, start: np.ndarray, sigma: float = CHROMA_SIGMA) -> np.ndarray:
+    """``out`` with its low-frequency chroma (YCrCb, Gaussian ``sigma``) replaced by ``start``'s: the colours
+    the container sent (colour map, or the GAN's frame drawn from it) with the renderer's luma and
+    fine chroma. The shipped VAE codes chroma in faint latent patterns that the denoiser's small latent
+    errors wash out (its frames come out nearly grey without this); the colour map is the transmitted
+    truth about colour, as the GAN's colour skip also assumes."""
+    import cv2
+
+    o = cv2.cvtColor(out, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    r = cv2.cvtColor(np.ascontiguousarray(start), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    def low(a):
+        return cv2.GaussianBlur(a, (0, 0), sigma)
+    o[..., 1:] = low(r[..., 1:]) + (o[..., 1:] - low(o[..., 1:]))
+    return cv2.cvtColor(np.clip(np.rint(o), 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
 
 
 @functools.lru_cache(maxsize=4)
@@ -178,4 +199,5 @@ class LdmRenderer:
             z = sched.step(out, t, z).prev_sample
         rgb = self.runner("vae-decoder")(latent=z)
         rgb = np.clip(rgb[0, :, :H, :W], -1.0, 1.0)
-        return np.ascontiguousarray(np.rint((rgb + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+        out = np.ascontiguousarray(np.rint((rgb + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+        return keep_colour(out, start)

@@ -13,6 +13,7 @@ vae ...`` for several GPUs), with the shared step loop (progress bar with ETA, J
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class VaeTrainConfig(RunConfig):
     d_width: int = 32
     mixed_precision: str = "no"
     lr: float = 4e-4
+    decoder_only: bool = False         # fine-tune the decoder alone: the latent space (and a UNet trained on it) stay valid
 
 
 def accelerator_for(device: str, mixed_precision: str, threads: int | None, seed: int):
@@ -109,9 +111,35 @@ def train_vae(cfg: VaeTrainConfig, progress: bool = True) -> dict:
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9))
     state = {"step": 0}
-    ckpt = out / "checkpoint"
     modules = {"vae": vae, "disc": disc, "ema": ema}
-    state.update(resume_run(cfg, ckpt, modules, {"g": opt, "d": opt_d}, device, main))
+    frozen_scale = None
+    if cfg.decoder_only:
+        # fine-tune the decoder of a trained run: its saved (EMA) encoder is the one a UNet was trained on, so
+        # the live model takes it and keeps it; the run keeps its own checkpoint (checkpoint_decoder/)
+        from .checkpoint import load_checkpoint
+
+        ckpt = out / "checkpoint_decoder"
+        if not (ckpt / "trainer.json").exists():
+            if not (out / "checkpoint" / "trainer.json").exists():
+                raise UsageError(f"--decoder-only fine-tunes a trained run: no checkpoint in {out}")
+            state.update(load_checkpoint(out / "checkpoint", modules, {}, device))
+        frozen = ("vae.encoder.", "vae.quant_conv.")
+        own = ema.state_dict()
+        vae.load_state_dict({k: own[k] for k in vae.state_dict() if k.startswith(frozen)}, strict=False)
+        for name, p in vae.named_parameters():
+            p.requires_grad_(not name.startswith(frozen))
+        opt = torch.optim.Adam([p for p in vae.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.5, 0.9))
+        resumed = resume_run(dataclasses.replace(cfg, resume=True), ckpt, modules, {"g": opt, "d": opt_d}, device,
+                             main)
+        state.update(resumed)
+        from ..models.io import read_config
+
+        saved = out / "model"
+        frozen_scale = (read_config(saved)["config"]["scaling_factor"] if (saved / "config.json").exists()
+                        else scaling_factor(ema, images, device, crop=min(cfg.crop, 128)))
+    else:
+        ckpt = out / "checkpoint"
+        state.update(resume_run(cfg, ckpt, modules, {"g": opt, "d": opt_d}, device, main))
     vae_p, opt_p, disc_p, opt_d_p = acc.prepare(vae, opt, disc, opt_d)
     rng = np.random.default_rng(cfg.seed + 1000 * acc.process_index + state["step"])
 
@@ -120,7 +148,7 @@ def train_vae(cfg: VaeTrainConfig, progress: bool = True) -> dict:
         real = real.to(device)
         with acc.autocast():
             post = acc.unwrap_model(vae_p).posterior(real)
-            z = post.sample()
+            z = post.mean if cfg.decoder_only else post.sample()
             fake = acc.unwrap_model(vae_p).vae.decode(z).sample
         fake = fake.float()
         terms = {"l1": cfg.w_l1 * F.l1_loss(fake, real),
@@ -146,8 +174,11 @@ def train_vae(cfg: VaeTrainConfig, progress: bool = True) -> dict:
     def save_fn(step: int) -> None:
         state["step"] = step
         save_checkpoint(ckpt, modules, {"g": opt, "d": opt_d}, dict(state))
-        ema.set_scaling_factor(1.0)
-        ema.set_scaling_factor(scaling_factor(ema, images, device, crop=min(cfg.crop, 128)))
+        if frozen_scale is not None:
+            ema.set_scaling_factor(frozen_scale)
+        else:
+            ema.set_scaling_factor(1.0)
+            ema.set_scaling_factor(scaling_factor(ema, images, device, crop=min(cfg.crop, 128)))
         save_model(ema, out / "model", card=_card(cfg, step, ema.scaling_factor),
                    extra={"train": asdict(cfg), "step": step})
 
