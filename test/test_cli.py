@@ -118,9 +118,14 @@ def test_demo_runs(tmp_path, capsys):
     assert "bpg" in out and "PSNR" in out
     assert (tmp_path / "side_by_side.png").exists()
     with Image.open(tmp_path / "side_by_side.png") as im:
-        assert im.size[0] in (480 * 2, 480 * 6)  # original | [semantic-gan | + structure | gc | bpg-se |] bpg
+        # original | [semantic-gan | + structure | [ldm renderer | clip |] gc | bpg-se |] bpg
+        assert im.size[0] in (480 * 2, 480 * 6, 480 * 8)
     assert "structure=l" in out and "structure" in out.splitlines()[1]    # the row and its byte column
     assert "gc:level=1" in out and "bpg-se:q=51" in out
+    from semcomp_core.paths import WEIGHTS_DIR
+
+    if (WEIGHTS_DIR / "ldm" / "unet" / "config.json").exists():
+        assert "semantic-gan:renderer=ldm" in out and "renderer: ldm" in out and "\n| clip" in out
 
 
 def test_decode_output_not_written_on_error(tmp_path):

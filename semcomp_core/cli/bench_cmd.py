@@ -151,13 +151,16 @@ def _sample_label(path: Path) -> np.ndarray | None:
 
 
 def demo_codecs() -> list[str]:
-    """semantic-gan (when its weights are installed), with and without the structure layer, gc and bpg-se
-    (when theirs are), beside the baselines at their lowest rates."""
+    """semantic-gan (when its weights are installed), with and without the structure layer, rendered by the
+    diffusion renderer and the clip codec, gc and bpg-se (when their weights are), beside the baselines at
+    their lowest rates."""
     from ..paths import WEIGHTS_DIR
 
     def have(*models):
         return all((WEIGHTS_DIR / m / "config.json").exists() for m in models)
     return ((["semantic-gan", "semantic-gan:structure=l"] if have("segmenter", "decoder") else [])
+            + (["semantic-gan:renderer=ldm", "clip"] if have("segmenter", "decoder", "ldm/vae", "ldm/unet", "ldm/clip")
+               else [])
             + (["gc:level=1"] if have("gc_encoder", "gc_decoder") else [])
             + (["bpg-se:q=51"] if have("segmenter", "bpg_se") else []) + DEMO_CODECS)
 
@@ -180,10 +183,10 @@ def run_demo(args) -> int:
                 image = load_image(f)
                 label = _sample_label(SAMPLES_DIR / "labels" / f.name) if seg else None
                 outcomes = runner.run_frame(f.stem, image, label)
-                if not panels:  # original | semantic-gan | + structure | gc | bpg-se | BPG at its lowest rate
+                if not panels:  # original | semantic-gan | + structure | ldm | clip | gc | bpg-se | BPG (lowest rate)
                     panels = [("original", image)] + [
                         (f"{o.row['codec']}: {o.row['bytes']} B", o.reconstruction) for o in outcomes
-                        if o.row["codec"].startswith(("semantic-gan", "gc", "bpg"))]
+                        if o.row["codec"].startswith(("semantic-gan", "clip", "gc", "bpg"))]
                 bar.update(1)
         rows = runner.finish({"data": "bundled samples", "codecs": [c.label() for c in codecs]})
     finally:
