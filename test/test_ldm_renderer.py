@@ -119,8 +119,8 @@ def test_bitstream_is_the_same_whatever_the_renderer(models, frame):
 def test_strength_and_start_picture_matter(models, frame):
     data = codecs.create(_spec(models)).encode(frame)
     outs = {}
-    for kw in ({"strength": 0.2}, {"strength": 0.8}, {"sdedit_from": "gan", "strength": 0.3},
-               {"guidance": 2.0}):
+    for kw in ({"strength": 0.2}, {"strength": 0.8}, {"sdedit_from": "colormap"}, {"sdedit_from": "colormap", "strength": 0.3},
+               {"guidance": 2.0}, {"eta": 1.0}):
         outs[json.dumps(kw)] = codecs.create(_spec(models, renderer="ldm", steps=5, **kw)).decode(data)
     vals = list(outs.values())
     for i in range(len(vals)):
@@ -130,12 +130,19 @@ def test_strength_and_start_picture_matter(models, frame):
 
 @pytest.mark.parametrize("kw, match", [
     ({"renderer": "vqgan"}, "renderer"), ({"steps": 0}, "steps"), ({"steps": 51}, "steps"),
-    ({"strength": 0.0}, "strength"), ({"strength": 1.5}, "strength"), ({"sdedit_from": "noise"}, "sdedit_from"),
+    ({"strength": -0.1}, "strength"), ({"strength": 1.5}, "strength"), ({"sdedit_from": "noise"}, "sdedit_from"),
     ({"guidance": 0.5}, "guidance"),
 ])
 def test_bad_renderer_options_are_clear_errors(models, kw, match):
     with pytest.raises(UsageError, match=match):
         codecs.create(_spec(models, **kw))
+
+
+def test_default_strength_follows_the_start_picture(models):
+    assert codecs.create(_spec(models, renderer="ldm")).strength() == 0.3
+    assert codecs.create(_spec(models, renderer="ldm", sdedit_from="colormap")).strength() == 0.7
+    assert codecs.create(_spec(models, renderer="ldm", sdedit_from="gan")).strength(has_segmap=False) == 0.7
+    assert codecs.create(_spec(models, renderer="ldm", strength=0.45)).strength() == 0.45
 
 
 def test_strength_above_what_the_unet_was_trained_for_is_refused(models, frame):

@@ -62,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", choices=["gan", "ldm"], help="semantic codecs: what draws the frame (gan: the "
                    "conditional GAN; ldm: latent diffusion); default: the codec's (semantic-gan: gan, clip: ldm)")
     p.add_argument("--steps", type=int, help="renderer ldm: DDIM steps (1..50, default 20)")
-    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default 0.7)")
-    p.add_argument("--sdedit-from", choices=["colormap", "gan"], help="renderer ldm: start picture (default colormap)")
+    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default: 0.3 from the GAN's frame, "
+                   "0.7 from the colour map)")
+    p.add_argument("--sdedit-from", choices=["colormap", "gan"], help="renderer ldm: start picture (default gan: refine "
+                   "the GAN's frame; colormap: SSGC)")
+    p.add_argument("--eta", type=float, help="renderer ldm: DDIM eta 0..1 (default 0)")
     p.add_argument("--guidance", type=float, help="renderer ldm: classifier-free guidance on the seg map (1 = off)")
     _add_device(p)
 
@@ -241,7 +244,7 @@ def cmd_decode(args) -> int:
     if args.backend:
         receiver["backend"] = args.backend
     ldm_opts = {"renderer": args.renderer, "steps": args.steps, "strength": args.strength,
-                "sdedit_from": args.sdedit_from, "guidance": args.guidance}
+                "sdedit_from": args.sdedit_from, "guidance": args.guidance, "eta": args.eta}
     receiver.update({k: v for k, v in ldm_opts.items() if v is not None})
     cls = codecs.codec_class_for_id(container.codec_id)
     asked = [k for k, v in ldm_opts.items() if v is not None and k not in cls.params]

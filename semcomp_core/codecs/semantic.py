@@ -46,8 +46,8 @@ from ..renderers.ldm import SDEDIT_FROM
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, MAP_FACTORS, RATE_POINTS, grid_factor, resolve_level
 
 _FACTORS = MAP_FACTORS
-#: default SDEdit strength of the diffusion renderer (SSGC: 70% of T)
-LDM_STRENGTH = 0.7
+#: default SDEdit strength of the diffusion renderer per start picture (SSGC: 70% of T from the colour map)
+LDM_STRENGTH = {"colormap": 0.7, "gan": 0.3}
 #: largest frame the GAN decoder renders (bounds memory whatever a header says: 4096x4096)
 MAX_RENDER_PIXELS = 4096 * 4096
 
@@ -140,11 +140,15 @@ class SemanticGanCodec(Codec):
                      "renderer=ldm, or 'default' for the shipped weights", side="receiver", local=True),
         "steps": Param(int, 20, "renderer=ldm: DDIM steps of a full run (strength s runs int(steps*s) of them)",
                        low=1, high=50, side="receiver"),
-        "strength": Param(float, LDM_STRENGTH, "renderer=ldm: SDEdit strength, the share of the diffusion the start "
-                          "picture is noised to (0.7 = SSGC's 70% of T)", low=0.01, high=1.0, side="receiver"),
-        "sdedit_from": Param(str, "colormap", "renderer=ldm: start picture of SDEdit: colormap (the upsampled colour "
-                             "map, SSGC) or gan (refine the GAN renderer's frame)", choices=SDEDIT_FROM,
-                             side="receiver"),
+        "strength": Param(float, 0.0, "renderer=ldm: SDEdit strength, the share of the diffusion the start picture is "
+                          "noised to; 0 = the start's default: 0.7 from the colour map (SSGC's 70% of T), 0.3 from the "
+                          "GAN's frame", low=0.0, high=1.0, side="receiver"),
+        "sdedit_from": Param(str, "gan", "renderer=ldm: start picture of SDEdit: gan (refine the GAN renderer's frame: "
+                             "the shipped default, it keeps the most semantics per second) or colormap (the upsampled "
+                             "colour map, SSGC)", choices=SDEDIT_FROM, side="receiver"),
+        "eta": Param(float, 0.0, "renderer=ldm: DDIM eta (0 = deterministic DDIM path; 1 = DDPM-like fresh noise each "
+                     "step, drawn from the seed's generator: still deterministic per seed)", low=0.0, high=1.0,
+                     side="receiver"),
         "guidance": Param(float, 1.0, "renderer=ldm: classifier-free guidance on the seg map (1 = off; above 1 "
                           "costs a second UNet call per step)", low=1.0, high=20.0, side="receiver"),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
@@ -305,7 +309,7 @@ class SemanticGanCodec(Codec):
         layers = optional_layer_input(self.ldm.unet.config, onehot.shape[2], onehot.shape[3], {})
         return self.ldm.real_feeds(onehot if labels is not None else None, color, layers, embed,
                                    upscale_thumbnail(thumb, H, W), H, W, seed, self.config["steps"],
-                                   self.config["strength"])
+                                   self.strength(labels is not None))
 
     @property
     def implementation(self) -> str:
@@ -316,8 +320,8 @@ class SemanticGanCodec(Codec):
             c = self.config
             loaded = self._ldm._runners if self._ldm is not None else {}
             ran = "; ".join(f"{k} on {r.provider}" for k, r in sorted(loaded.items())) or ran
-            render = (f"renderer: ldm {which('ldm', self._ldm_path)} ({c['steps']} steps, strength {c['strength']}, "
-                      f"from {c['sdedit_from']}, guidance {c['guidance']})")
+            render = (f"renderer: ldm {which('ldm', self._ldm_path)} ({c['steps']} steps, strength "
+                      f"{self.strength()}, from {c['sdedit_from']}, guidance {c['guidance']}, eta {c['eta']})")
         else:
             render = f"decoder: {which('decoder', self._gen_path)}"
         return (f"{self.name} (segmenter: {which('segmenter', self._seg_path)}, {render}; "
@@ -617,14 +621,19 @@ class SemanticGanCodec(Codec):
         onehot, color = conditioning(labels if labels is not None else np.full((1, 1), k, np.uint8),
                                      factor if labels is not None else 64, thumb, H, W, k)
         layers = optional_layer_input(ldm.unet.config, onehot.shape[2], onehot.shape[3], given or {})
-        if c["sdedit_from"] == "gan":
-            if labels is None:
-                raise UsageError("sdedit_from=gan needs a seg map: this container has none (use sdedit_from=colormap)")
+        if c["sdedit_from"] == "gan" and labels is not None:     # (no seg map, no GAN frame: from the colour map)
             start = self._paint_gan(labels, factor, thumb, H, W, seed, given)
         else:
             start = upscale_thumbnail(thumb, H, W)
         return ldm.render(onehot if labels is not None else None, color, layers, embed, start, H, W, seed,
-                          steps=c["steps"], strength=c["strength"], guidance=c["guidance"])
+                          steps=c["steps"], strength=self.strength(labels is not None), guidance=c["guidance"],
+                          eta=c["eta"])
+
+    def strength(self, has_segmap: bool = True) -> float:
+        """The SDEdit strength this receiver runs: its ``strength``, or the default of its start picture (a
+        container without a seg map starts from the colour map whatever ``sdedit_from`` says)."""
+        start = self.config["sdedit_from"] if has_segmap else "colormap"
+        return self.config["strength"] or LDM_STRENGTH[start]
 
     def _paint_gan(self, labels, factor, thumb, H: int, W: int, seed: int, given: dict | None = None) -> np.ndarray:
         out = self.runner("generator")(**self.generator_feeds(labels, factor, thumb, H, W, seed, given))

@@ -137,18 +137,19 @@ class LdmRenderer:
         return s, s.timesteps[steps - init:]
 
     def render(self, onehot, color, layers, embed, start: np.ndarray, H: int, W: int, seed: int, *,
-               steps: int = 20, strength: float = 0.7, guidance: float = 1.0) -> np.ndarray:
+               steps: int = 20, strength: float = 0.7, guidance: float = 1.0, eta: float = 0.0) -> np.ndarray:
         """A frame (H, W, 3) uint8. ``onehot`` (1,K,Hp,Wp) / ``color`` (1,3,Hp,Wp) / ``layers``: the GAN's
         conditioning tensors at the 8-padded size (``onehot`` or ``color`` None = that layer absent);
         ``embed``: (dim,) CLIP embedding or None; ``start``: the SDEdit start picture (H, W, 3) uint8."""
-        return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance)
+        return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, eta=eta)
 
     def real_feeds(self, onehot, color, layers, embed, start: np.ndarray, H: int, W: int, seed: int,
                    steps: int = 20, strength: float = 0.7) -> dict:
         """The inputs each network gets on the first step of a real render (for export parity checks)."""
         return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, 1.0, feeds_only=True)
 
-    def _run(self, onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, feeds_only=False):
+    def _run(self, onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, feeds_only=False,
+             eta: float = 0.0):
         import torch
         import torch.nn.functional as F
 
@@ -196,7 +197,7 @@ class LdmRenderer:
             if uncond is not None:
                 base = torch.from_numpy(run(latent=z, t=tt, cond=uncond, embed=e, embed_presence=ep))
                 out = base + guidance * (out - base)
-            z = sched.step(out, t, z).prev_sample
+            z = sched.step(out, t, z, eta=eta, generator=g).prev_sample
         rgb = self.runner("vae-decoder")(latent=z)
         rgb = np.clip(rgb[0, :, :H, :W], -1.0, 1.0)
         out = np.ascontiguousarray(np.rint((rgb + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
