@@ -144,3 +144,11 @@ def test_vae_decoder_only_fine_tuning_keeps_the_latent_space(pack, tmp_path):
     train_vae(VaeTrainConfig(steps=6, gan_start=0, decoder_only=True, **base), progress=False)     # resumes
     log = [json.loads(line) for line in (tmp_path / "vae" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 6
+
+
+def test_mean_cosine_flags_a_collapsed_tower():
+    from semcomp_core.training.ldm_trainer import mean_cosine
+
+    assert mean_cosine(torch.ones(5, 8)) == pytest.approx(1.0)
+    e = torch.eye(4)
+    assert mean_cosine(e) == pytest.approx(0.0)

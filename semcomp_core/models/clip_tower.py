@@ -14,6 +14,8 @@ by k-means on training embeddings (``fit_pq``), so sender and receiver share the
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,11 +30,24 @@ MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+class _NoRandomInitNote(logging.Filter):
+    """open_clip notes 'No pretrained weights loaded' for every tower built without ``pretrained``: expected here
+    (our own weights are loaded next, or a tower is trained from scratch)."""
+
+    def filter(self, record):
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
 def _build(model_name: str, pretrained: str | None, model_kwargs: dict | None):
     import open_clip
 
     kw = {k: v for k, v in (model_kwargs or {}).items()}
-    model = open_clip.create_model(model_name, pretrained=pretrained, **kw)
+    quiet = _NoRandomInitNote()
+    logging.getLogger().addFilter(quiet)
+    try:
+        model = open_clip.create_model(model_name, pretrained=pretrained, **kw)
+    finally:
+        logging.getLogger().removeFilter(quiet)
     return model.visual, int(model.visual.output_dim) if hasattr(model.visual, "output_dim") else None
 
 

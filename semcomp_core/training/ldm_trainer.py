@@ -193,13 +193,26 @@ def train_ldm(cfg: LdmTrainConfig, progress: bool = True) -> dict:
         extra = {"train": asdict(cfg), "step": step}
         pq_err = None
         if ema_tower is not None:
-            pq_err = ema_tower.fit_pq(_all_embeddings(ema_tower, whole, device), seed=cfg.seed)
+            embs = _all_embeddings(ema_tower, whole, device)
+            pq_err = ema_tower.fit_pq(embs, seed=cfg.seed)
+            pq_err["cosine"] = mean_cosine(embs)
             save_model(ema_tower, out / "model" / "clip", card=_card(cfg, step, "clip", pq_err), extra=extra)
         save_model(ema_unet, out / "model" / "unet", card=_card(cfg, step, "unet", pq_err), extra=extra)
 
     step = run_steps(steps=cfg.steps, start=int(state["step"]), step_fn=step_fn, save_fn=save_fn, out=out,
                      main=main, desc="ldm", progress=progress, log_every=cfg.log_every, save_every=cfg.save_every)
     return {"step": step, "model": str(out / "model"), "latent_factor": VAE_FACTOR}
+
+
+def mean_cosine(embs) -> float:
+    """Mean cosine similarity between the embeddings of different frames (1.0: the tower collapsed to a
+    constant and its layer carries nothing)."""
+    import torch
+
+    n = torch.nn.functional.normalize(embs.float(), dim=1)
+    sim = n @ n.T
+    k = sim.shape[0]
+    return float((sim.sum() - sim.diagonal().sum()) / max(1, k * k - k))
 
 
 def _all_embeddings(tower, whole, device):
@@ -217,8 +230,10 @@ def _card(cfg: LdmTrainConfig, step: int, part: str, pq_err) -> str:
     head = {"unet": "# semcomp ldm-unet (the diffusion renderer's denoiser)\n\n",
             "clip": "# semcomp clip-tower (open_clip ViT trained from scratch with the diffusion renderer)\n\n"}[part]
     pq = "" if not pq_err else ("- Product quantiser (k-means, 256 codes per sub-vector), relative squared error on "
-                                "the training embeddings: " + ", ".join(f"{b} B: {e:.3f}" for b, e in pq_err.items())
-                                + "\n")
+                                "the training embeddings: " + ", ".join(f"{b} B: {e:.3f}" for b, e in pq_err.items()
+                                                                        if b != "cosine")
+                                + f"\n- Mean cosine similarity between training frames' embeddings: {pq_err['cosine']:.4f} "
+                                "(1.0 = collapsed to a constant: the layer carries nothing)\n")
     return (head + f"- Data: {cfg.train}; {step} steps of batch {cfg.batch}, {cfg.crop}x{cfg.crop} crops; VAE "
             f"{cfg.vae}; labels {'predicted by ' + str(cfg.segmenter) if cfg.segmenter else 'ground truth'}.\n"
             f"- diffusers UNet2DConditionModel {list(cfg.channels)}, {cfg.prediction}, timesteps below "

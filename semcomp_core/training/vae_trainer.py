@@ -193,5 +193,7 @@ def _card(cfg: VaeTrainConfig, step: int, scale: float) -> str:
             f"{list(cfg.channels)}; trained from scratch.\n"
             f"- Data: {cfg.train}; {step} steps of batch {cfg.batch}, {cfg.crop}x{cfg.crop} crops (flips).\n"
             f"- Losses: L1 x{cfg.w_l1}, 1-SSIM x{cfg.w_ssim}, KL x{cfg.w_kl}, hinge PatchGAN x{cfg.w_adv} + feature "
-            f"matching from step {cfg.gan_start}; EMA {cfg.ema}.\n"
+            f"matching from step {cfg.gan_start}; EMA {cfg.ema}"
+            + ("; this phase trained the decoder alone (encoder and latent space frozen)" if cfg.decoder_only else "")
+            + ".\n"
             f"- Latent scaling factor (1/std on training crops): {scale:.4f}.\n")
