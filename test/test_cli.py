@@ -125,7 +125,7 @@ def test_demo_runs(tmp_path, capsys):
     from semcomp_core.paths import WEIGHTS_DIR
 
     if (WEIGHTS_DIR / "ldm" / "unet" / "config.json").exists():
-        assert "semantic-gan:renderer=ldm" in out and "renderer: ldm" in out and "\n| clip" in out
+        assert "semantic-gan:level=1:renderer=ldm " in out and "renderer: ldm" in out and "\nclip:level=1 " in out
 
 
 def test_decode_output_not_written_on_error(tmp_path):
