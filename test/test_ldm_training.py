@@ -66,6 +66,7 @@ def test_train_vae_then_ldm_resume_and_outputs(pack, tmp_path):
     assert train_ldm(lcfg, progress=False)["step"] == 5
     log = [json.loads(line) for line in (tmp_path / "ldm" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log][-1] == 5 and all(np.isfinite(r["loss"]) for r in log)
+    assert all("contrast" in r for r in log)                      # the tower's anti-collapse term ran
     after = load_model(tmp_path / "ldm" / "model" / "unet").state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     # the trained folder renders
@@ -152,3 +153,25 @@ def test_mean_cosine_flags_a_collapsed_tower():
     assert mean_cosine(torch.ones(5, 8)) == pytest.approx(1.0)
     e = torch.eye(4)
     assert mean_cosine(e) == pytest.approx(0.0)
+
+
+def test_view_contrast_prefers_matching_views():
+    import numpy as np
+
+    from semcomp_core.models.clip_tower import ClipTower
+    from semcomp_core.training.ldm_trainer import view_contrast
+
+    torch.manual_seed(0)
+    tower = ClipTower.tiny()
+    frames = torch.rand(4, 3, 40, 40) * 255
+    emb = tower(frames)
+    loss = view_contrast(tower, frames, emb, np.arange(4), np.random.default_rng(0))
+    assert loss.requires_grad and float(loss) > 0
+    # a constant (collapsed) embedding cannot tell the views apart: log(batch) exactly
+    const = torch.ones(4, 16)
+
+    class Const(torch.nn.Module):
+        def forward(self, x):
+            return torch.ones(x.shape[0], 16)
+    assert float(view_contrast(Const(), frames, const, np.arange(4), np.random.default_rng(0))) == \
+        pytest.approx(np.log(4), rel=1e-5)

@@ -125,6 +125,8 @@ def add_train_parser(sub) -> None:
                    "(the renderer refuses SDEdit strengths above it)")
     m.add_argument("--no-clip", action="store_true", help="no CLIP tower / cross-attention conditioning")
     m.add_argument("--clip-dim", type=int, default=128, help="CLIP embedding size (a multiple of 128)")
+    m.add_argument("--w-contrast", type=float, default=0.1, help="InfoNCE between two views of each frame in the CLIP "
+                   "tower's training (keeps a from-scratch tower from collapsing; 0 = off)")
     m.add_argument("--drop-segmap", type=float, default=0.2)
     m.add_argument("--drop-colormap", type=float, default=0.1)
     m.add_argument("--drop-clip", type=float, default=0.5)
@@ -202,7 +204,7 @@ def run_train(args) -> int:
         cfg = LdmTrainConfig(train=str(args.train), out=str(args.out), vae=str(args.vae), segmenter=seg,
                              steps=args.steps, batch=args.batch or 8, crop=args.crop, lr=args.lr,
                              prediction=args.prediction, max_strength=args.max_strength, clip=not args.no_clip,
-                             clip_dim=args.clip_dim, drop_segmap=args.drop_segmap, drop_colormap=args.drop_colormap,
+                             clip_dim=args.clip_dim, w_contrast=args.w_contrast, drop_segmap=args.drop_segmap, drop_colormap=args.drop_colormap,
                              drop_clip=args.drop_clip, mixed_precision=args.mixed_precision, device=args.device,
                              seed=args.seed, resume=args.resume, threads=args.threads, tiny=args.tiny,
                              save_every=args.save_every)

@@ -10,7 +10,9 @@ with ``--drop-colormap``, the CLIP embedding with ``--drop-clip``.
 The CLIP tower (``models.clip_tower``, an open_clip ViT) is trained from scratch with the UNet, as a
 learned global code of the whole frame (nothing pretrained can be had here); during training its
 embedding is perturbed as the link perturbs it (Gaussian noise of the product quantiser's typical
-error), unCLIP-style, so the UNet tolerates the quantiser. ``--clip`` off trains a UNet without
+error), unCLIP-style, so the UNet tolerates the quantiser; and an InfoNCE term between two views of each frame
+(``--w-contrast``) keeps it from collapsing to a constant (the shipped tower, trained before this term
+existed, did collapse: its card says so). ``--clip`` off trains a UNet without
 cross-attention input. At every save the product quantisers are fitted by k-means on the embeddings of
 every training frame (and its mirror image).
 
@@ -48,6 +50,7 @@ class LdmTrainConfig(RunConfig):
     clip_layers: int = 4
     clip_image: int = 64
     clip_noise: float = 0.1
+    w_contrast: float = 0.1             # InfoNCE between two views of each frame: keeps the tower from collapsing
     drop_segmap: float = 0.2
     drop_colormap: float = 0.1
     drop_clip: float = 0.5
@@ -156,6 +159,9 @@ def train_ldm(cfg: LdmTrainConfig, progress: bool = True) -> dict:
             flip = torch.from_numpy(sampler.last_flip).to(device).view(b, 1, 1, 1)
             frames = torch.where(flip, frames.flip(-1), frames)
             emb = tower_p(frames)
+            contrast = None
+            if cfg.w_contrast > 0:          # a second view (mirrored, cropped) of the same frames must match
+                contrast = cfg.w_contrast * view_contrast(tower_p, frames, emb, sampler.last_index, rng)
             emb = emb + cfg.clip_noise * torch.randn_like(emb)
             pres = torch.from_numpy(rng.random(b) >= cfg.drop_clip).float().to(device).view(b, 1)
         else:
@@ -170,6 +176,10 @@ def train_ldm(cfg: LdmTrainConfig, progress: bool = True) -> dict:
         else:
             target = z0
         loss = F.mse_loss(pred.float(), target)
+        extra = {}
+        if tower is not None and contrast is not None:
+            extra["contrast"] = float(contrast.detach())
+            loss = loss + contrast
         opt_p.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(params, 1.0)
@@ -185,7 +195,7 @@ def train_ldm(cfg: LdmTrainConfig, progress: bool = True) -> dict:
                 x0 = (zt - (1 - a).sqrt() * pred.float()) / a.sqrt()
             else:
                 x0 = pred.float()
-        return {"loss": float(loss.detach()), "x0_mse": float(F.mse_loss(x0, z0))}
+        return {"loss": float(loss.detach()), "x0_mse": float(F.mse_loss(x0, z0)), **extra}
 
     def save_fn(step: int) -> None:
         state["step"] = step
@@ -202,6 +212,26 @@ def train_ldm(cfg: LdmTrainConfig, progress: bool = True) -> dict:
     step = run_steps(steps=cfg.steps, start=int(state["step"]), step_fn=step_fn, save_fn=save_fn, out=out,
                      main=main, desc="ldm", progress=progress, log_every=cfg.log_every, save_every=cfg.save_every)
     return {"step": step, "model": str(out / "model"), "latent_factor": VAE_FACTOR}
+
+
+def view_contrast(tower, frames, emb, index, rng, tau: float = 0.1):
+    """InfoNCE (SimCLR-style) between ``emb`` (the tower's embedding of ``frames``) and the embedding of a second
+    view of the same frames (mirrored, cropped to 80-100% of each side): each frame must pick out its own view
+    among the batch's (frames drawn twice count as positives). Without it, a tower trained from scratch only
+    through the denoising loss can collapse to a constant."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = frames.shape[-2:]
+    s = float(rng.uniform(0.8, 1.0))
+    ch, cw = max(8, int(h * s)), max(8, int(w * s))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    other = tower(frames[..., top:top + ch, left:left + cw].flip(-1))
+    a, b = F.normalize(emb.float(), dim=1), F.normalize(other.float(), dim=1)
+    idx = torch.as_tensor(index, device=emb.device)
+    same = (idx[:, None] == idx[None, :]).float()
+    target = same / same.sum(1, keepdim=True)
+    return F.cross_entropy(a @ b.T / tau, target)
 
 
 def mean_cosine(embs) -> float:
@@ -241,4 +271,4 @@ def _card(cfg: LdmTrainConfig, step: int, part: str, pq_err) -> str:
             f"CLIP {cfg.drop_clip}; EMA {cfg.ema}.\n"
             + (f"- CLIP tower: open_clip ViT (width {cfg.clip_width}, {cfg.clip_layers} layers, {cfg.clip_image} px "
                f"input, {cfg.clip_dim}-d embedding) trained from scratch jointly (no pretrained CLIP semantics); "
-               f"embedding noise {cfg.clip_noise}.\n" if cfg.clip else "- No CLIP conditioning.\n") + pq)
+               f"embedding noise {cfg.clip_noise}; view-contrast weight {cfg.w_contrast}.\n" if cfg.clip else "- No CLIP conditioning.\n") + pq)
