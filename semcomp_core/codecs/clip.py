@@ -18,7 +18,6 @@ CLIP's open-vocabulary semantics -- see the README's CLIP section.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import numpy as np
@@ -26,19 +25,13 @@ import numpy as np
 from ..bitstream import CodecId, Container, LayerId
 from ..errors import BitstreamError, UsageError
 from ..layers import ColorMapLayer, DecoderParams, DecoderParamsLayer, SegMapLayer, thumbnail
-from ..layers.clip import ClipLayer, quantiser_tag
+from ..layers.clip import ClipLayer
 from ..layers.colormap import dequantise
 from . import register_codec
 from .base import Param
 from .semantic import (SemanticGanCodec, _load, ldm_dir, map_factor_from_shape, MAX_RENDER_PIXELS,
                        no_semantics_frame)
 from .semantic_levels import grid_factor
-
-
-def _has_ldm(value: str) -> bool:
-    from pathlib import Path
-
-    return (Path(ldm_dir(value, check=False)) / "unet" / "config.json").exists()
 
 
 def _clip_dir(value: str) -> str:
@@ -48,12 +41,6 @@ def _clip_dir(value: str) -> str:
     if not (path / "config.json").exists():
         raise UsageError(f"CLIP tower not found at {path} (train one with `semcomp train ldm`, or pass clip=PATH)")
     return str(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _tags(path: str, device: str) -> dict:
-    tower = _load(path, device)
-    return {b: quantiser_tag(tower.codebook(b).cpu().numpy()) for b in tower.pq_bytes}
 
 
 _OWN = {
@@ -72,6 +59,9 @@ class ClipCodec(SemanticGanCodec):
     summary = "CLIP image embedding + colour map (CoCliCo) [+ seg map], rendered by latent diffusion"
     codec_ids = (CodecId.CLIP,)
     quality_param = "level"
+    #: every receiver builds this codec (DecoderStage's warm-up) but only CLIP containers need the diffusion
+    #: weights: they are checked when one arrives (decode_container), not at construction
+    check_renderer_at_init = False
     params = {**{k: v for k, v in SemanticGanCodec.params.items()
                  if k not in ("gop", "scenecut", "stick", "kbps", "fps", "max_bytes", "temporal")},
               **_OWN}
@@ -83,11 +73,7 @@ class ClipCodec(SemanticGanCodec):
     params["structure"] = Param(str, "none", "not available in the clip codec (always none)", choices=("none",))
 
     def __init__(self, device: str = "cpu", **params) -> None:
-        # a receiver may lack diffusion weights: checked when a CLIP container arrives (decode_container)
-        missing = params.get("renderer", "ldm") == "ldm" and not _has_ldm(params.get("ldm", "default"))
-        super().__init__(device, **dict(params, renderer="gan") if missing else params)
-        if missing:
-            self.config["renderer"] = "ldm"
+        super().__init__(device, **params)
         self._clip = None
 
     @property
@@ -128,8 +114,7 @@ class ClipCodec(SemanticGanCodec):
             raise UsageError(f"bytes={nbytes}: the CLIP tower at {self._clip_path} quantises to "
                              f"{list(tower.pq_bytes)} bytes")
         codes = tower.quantise(torch.from_numpy(self.embed(image))[None].to(self.device), nbytes)[0].cpu().numpy()
-        tags = _tags(self._clip_path, self.device)
-        layers = [(LayerId.CLIP, ClipLayer(tags).encode(codes))]
+        layers = [(LayerId.CLIP, ClipLayer(tower.quantiser_tags()).encode(codes))]
         table = 0
         if self.config["segmap"] == "on":
             factor = grid_factor(self.level.map_factor, h, w)
@@ -167,9 +152,7 @@ class ClipCodec(SemanticGanCodec):
         payload = container.find(LayerId.CLIP)
         if payload is not None and self.config["renderer"] == "ldm":
             tower = self.receiver_tower()
-            if getattr(self, "_recv_tags", (None,))[0] is not tower:
-                self._recv_tags = (tower, {b: quantiser_tag(tower.codebook(b).cpu().numpy()) for b in tower.pq_bytes})
-            codes = ClipLayer(self._recv_tags[1]).decode(payload)
+            codes = ClipLayer(tower.quantiser_tags()).decode(payload)
             embed = tower.dequantise(torch.from_numpy(codes)[None], codes.size)[0].float().cpu().numpy()
         elif payload is None and not container.truncated:
             raise BitstreamError("CLIP container without its CLIP layer")
@@ -229,7 +212,7 @@ class ClipCodec(SemanticGanCodec):
         out = {"clip-tower": {"image": self.tower.prepare(frame).numpy()},
                "segmenter": {"image": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)}}
         if self.config["renderer"] == "ldm":
-            codes = ClipLayer(_tags(self._clip_path, self.device)).decode(c.layer(LayerId.CLIP))
+            codes = ClipLayer(self.tower.quantiser_tags()).decode(c.layer(LayerId.CLIP))
             embed = self.tower.dequantise(torch.from_numpy(codes)[None], codes.size)[0].float().cpu().numpy()
             out.update(self.ldm_feeds(None, 64, thumb, c.height, c.width, 0, embed))
         return out

@@ -103,6 +103,15 @@ class ClipTower(nn.Module):
             raise ValueError(f"no {nbytes}-byte quantiser (this tower has {list(self.pq_bytes)})")
         return getattr(self, f"pq{nbytes}")
 
+    def quantiser_tags(self) -> dict[int, int]:
+        """{size in bytes: 16-bit tag of that size's codebooks} (``layers.clip.quantiser_tag``), computed once
+        per loaded tower (the codebooks are fixed after loading; :meth:`fit_pq` clears the cache)."""
+        if getattr(self, "_tags", None) is None:
+            from ..layers.clip import quantiser_tag
+
+            self._tags = {b: quantiser_tag(self.codebook(b).detach().cpu().numpy()) for b in self.pq_bytes}
+        return self._tags
+
     def quantise(self, embed: torch.Tensor, nbytes: int) -> torch.Tensor:
         """(B, dim) -> (B, nbytes) uint8 codebook indices."""
         cb = self.codebook(nbytes)
@@ -122,6 +131,7 @@ class ClipTower(nn.Module):
         """k-means (256 centres per sub-space) of ``embeddings`` (N, dim) for every size; returns the
         relative quantisation error (||e - q(e)||^2 / ||e||^2) per size."""
         g = torch.Generator().manual_seed(seed)
+        self._tags = None
         emb = embeddings.detach().float().cpu()
         err = {}
         for b in self.pq_bytes:

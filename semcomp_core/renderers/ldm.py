@@ -29,8 +29,10 @@ import numpy as np
 
 from ..errors import UsageError
 
-#: SDEdit start pictures
+#: SDEdit start pictures, and the strength each starts at by default (SSGC: 70% of T from the colour map;
+#: refining the GAN's frame keeps the most semantics per second at 0.3, BENCHMARKS.md)
 SDEDIT_FROM = ("colormap", "gan")
+DEFAULT_STRENGTH = {"colormap": 0.7, "gan": 0.3}
 MAX_STEPS = 50
 #: colour consistency: the output's chroma below this scale (Gaussian sigma, pixels) comes from the start picture
 CHROMA_SIGMA = 2.0
@@ -77,6 +79,7 @@ class LdmRenderer:
         self.folder, self.device, self.backend = str(folder), device, backend
         self.parts = load_parts(self.folder, device)
         self._runners: dict = {}
+        self._schedulers: dict = {}
 
     @property
     def unet(self):
@@ -122,13 +125,17 @@ class LdmRenderer:
             raise UsageError(f"guidance={guidance} outside 1..20")
 
     def scheduler(self, steps: int):
-        from diffusers import DDIMScheduler
+        """The DDIM scheduler of the UNet's schedule set to ``steps`` (made once per step count: DDIM's step()
+        keeps no state between calls, so one serves every frame)."""
+        if steps not in self._schedulers:
+            from diffusers import DDIMScheduler
 
-        cfg = self.unet.config
-        s = DDIMScheduler(**cfg["schedule"], prediction_type=cfg["prediction_type"], clip_sample=False,
-                          set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
-        s.set_timesteps(steps)
-        return s
+            cfg = self.unet.config
+            s = DDIMScheduler(**cfg["schedule"], prediction_type=cfg["prediction_type"], clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
+            s.set_timesteps(steps)
+            self._schedulers[steps] = s
+        return self._schedulers[steps]
 
     def timesteps(self, steps: int, strength: float):
         """The DDIM timesteps a run at ``strength`` goes through (diffusers img2img's ``get_timesteps``)."""
