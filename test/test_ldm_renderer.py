@@ -120,7 +120,7 @@ def test_strength_and_start_picture_matter(models, frame):
     data = codecs.create(_spec(models)).encode(frame)
     outs = {}
     for kw in ({"strength": 0.2}, {"strength": 0.8}, {"sdedit_from": "colormap"}, {"sdedit_from": "colormap", "strength": 0.3},
-               {"guidance": 2.0}, {"eta": 1.0}):
+               {"guidance": 2.0}, {"eta": 1.0}, {"detail": "vae"}):
         outs[json.dumps(kw)] = codecs.create(_spec(models, renderer="ldm", steps=5, **kw)).decode(data)
     vals = list(outs.values())
     for i in range(len(vals)):
@@ -131,11 +131,36 @@ def test_strength_and_start_picture_matter(models, frame):
 @pytest.mark.parametrize("kw, match", [
     ({"renderer": "vqgan"}, "renderer"), ({"steps": 0}, "steps"), ({"steps": 51}, "steps"),
     ({"strength": -0.1}, "strength"), ({"strength": 1.5}, "strength"), ({"sdedit_from": "noise"}, "sdedit_from"),
-    ({"guidance": 0.5}, "guidance"),
+    ({"guidance": 0.5}, "guidance"), ({"detail": "noise"}, "detail"),
 ])
 def test_bad_renderer_options_are_clear_errors(models, kw, match):
     with pytest.raises(UsageError, match=match):
         codecs.create(_spec(models, **kw))
+
+
+def test_apply_edit_restores_the_start_where_nothing_changed():
+    from semcomp_core.renderers.ldm import apply_edit
+
+    rng = np.random.default_rng(0)
+    start = rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)
+    recon = rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)        # the VAE's (lossy) decode of the start
+    assert np.array_equal(apply_edit(start, recon, recon), start)   # no edit: the start, exactly
+    edited = recon.copy()
+    edited[2:4, 3:6] = np.clip(edited[2:4, 3:6].astype(int) + 40, 0, 255)
+    out = apply_edit(start, edited, recon)
+    want = np.clip(start.astype(int) + edited.astype(int) - recon.astype(int), 0, 255)
+    assert np.array_equal(out, want) and out.dtype == np.uint8
+    assert not np.array_equal(out[2:4, 3:6], start[2:4, 3:6]) and np.array_equal(out[5:], start[5:])
+
+
+def test_detail_start_keeps_more_of_the_start_pictures_texture(models, frame):
+    """detail=start applies the diffusion's edit to the GAN frame; detail=vae returns the VAE's decode: at a
+    small strength the first stays nearer the GAN frame it refines."""
+    data = codecs.create(_spec(models)).encode(frame)
+    gan = codecs.create(_spec(models)).decode(data).astype(float)
+    near = {d: np.abs(codecs.create(_spec(models, renderer="ldm", steps=10, strength=0.1, detail=d))
+                      .decode(data).astype(float) - gan).mean() for d in ("start", "vae")}
+    assert near["start"] < near["vae"]
 
 
 def test_default_strength_follows_the_start_picture(models):
@@ -191,6 +216,11 @@ def test_cli_decode_with_renderer(models, frame, tmp_path):
         assert "renderer: ldm" in json.loads(r.stdout)["implementation"]
         outs.append(load_image(tmp_path / name))
     assert np.array_equal(outs[0], outs[1])
+    r = _cli("decode", str(smc), "-o", str(tmp_path / "v.png"), "--renderer", "ldm", "--steps", "5", "--detail", "vae",
+             "--decoder-options", opts)
+    assert r.returncode == 0, r.stderr
+    assert "detail vae" in json.loads(r.stdout)["implementation"]
+    assert not np.array_equal(load_image(tmp_path / "v.png"), outs[0])
     r = _cli("decode", str(smc), "-o", str(tmp_path / "c.png"), "--renderer", "ldm", "--strength", "2",
              "--decoder-options", opts)
     assert r.returncode != 0 and "strength" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the GAN's frame; colormap: SSGC)")
     p.add_argument("--eta", type=float, help="renderer ldm: DDIM eta 0..1 (default 0)")
     p.add_argument("--guidance", type=float, help="renderer ldm: classifier-free guidance on the seg map (1 = off)")
+    p.add_argument("--detail", choices=["start", "vae"], help="renderer ldm: fine detail from the start picture plus "
+                   "the diffusion's edit (start, default) or from the VAE decoder alone (vae)")
     _add_device(p)
 
     p = sub.add_parser("inspect", help="print a container's header and layer table (ids, names, bytes, share); "
@@ -244,7 +246,8 @@ def cmd_decode(args) -> int:
     if args.backend:
         receiver["backend"] = args.backend
     ldm_opts = {"renderer": args.renderer, "steps": args.steps, "strength": args.strength,
-                "sdedit_from": args.sdedit_from, "guidance": args.guidance, "eta": args.eta}
+                "sdedit_from": args.sdedit_from, "guidance": args.guidance, "eta": args.eta,
+                "detail": args.detail}
     receiver.update({k: v for k, v in ldm_opts.items() if v is not None})
     cls = codecs.codec_class_for_id(container.codec_id)
     asked = [k for k, v in ldm_opts.items() if v is not None and k not in cls.params]

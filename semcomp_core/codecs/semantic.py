@@ -42,7 +42,7 @@ from . import register_codec
 from .base import Codec, Param
 from ..inference.base import BACKENDS
 from ..renderers import RENDERERS
-from ..renderers.ldm import DEFAULT_STRENGTH, SDEDIT_FROM
+from ..renderers.ldm import DEFAULT_STRENGTH, DETAILS, SDEDIT_FROM
 from .semantic_levels import DEFAULT_LEVEL, LEVELS, MAP_FACTORS, RATE_POINTS, grid_factor, resolve_level
 
 _FACTORS = MAP_FACTORS
@@ -149,6 +149,9 @@ class SemanticGanCodec(Codec):
         "eta": Param(float, 0.0, "renderer=ldm: DDIM eta (0 = deterministic DDIM path; 1 = DDPM-like fresh noise each "
                      "step, drawn from the seed's generator: still deterministic per seed)", low=0.0, high=1.0,
                      side="receiver"),
+        "detail": Param(str, "start", "renderer=ldm: where fine detail comes from: start (the start picture plus the "
+                        "diffusion's edit: the VAE round trip loses nothing the start had) or vae (the VAE "
+                        "decoder's frame alone; one decode less)", choices=DETAILS, side="receiver"),
         "guidance": Param(float, 1.0, "renderer=ldm: classifier-free guidance on the seg map (1 = off; above 1 "
                           "costs a second UNet call per step)", low=1.0, high=20.0, side="receiver"),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
@@ -327,7 +330,8 @@ class SemanticGanCodec(Codec):
             loaded = self._ldm._runners if self._ldm is not None else {}
             ran = "; ".join(f"{k} on {r.provider}" for k, r in sorted(loaded.items())) or ran
             render = (f"renderer: ldm {which('ldm', self._ldm_path)} ({c['steps']} steps, strength "
-                      f"{self.strength()}, from {c['sdedit_from']}, guidance {c['guidance']}, eta {c['eta']})")
+                      f"{self.strength()}, from {c['sdedit_from']}, guidance {c['guidance']}, eta {c['eta']}, "
+                      f"detail {c['detail']})")
         else:
             render = f"decoder: {which('decoder', self._gen_path)}"
         return (f"{self.name} (segmenter: {which('segmenter', self._seg_path)}, {render}; "
@@ -630,7 +634,7 @@ class SemanticGanCodec(Codec):
             start = upscale_thumbnail(thumb, H, W)
         return ldm.render(onehot, color, layers, embed, start, H, W, seed,
                           steps=c["steps"], strength=self.strength(labels is not None), guidance=c["guidance"],
-                          eta=c["eta"])
+                          eta=c["eta"], detail=c["detail"])
 
     def strength(self, has_segmap: bool = True) -> float:
         """The SDEdit strength this receiver runs: its ``strength``, or the default of its start picture (a

@@ -7,8 +7,11 @@ img2img, the run starts at ``timesteps[steps - int(steps * strength)]``, so stre
 steps runs 14 UNet calls. Noise comes from a CPU ``torch.Generator`` seeded with the container's
 seed: the same container and seed give the same frame on any device.
 
-Colour: the output keeps the renderer's luma and fine chroma, and the start picture's low-frequency
-chroma (:func:`keep_colour`).
+Detail (``detail=start``, the default): the frame is the start picture plus the diffusion's edit,
+``start + D(z) - D(z0)`` (``D`` the VAE decoder, ``z0`` the start's latent, ``z`` the denoised one): what
+the VAE round trip alone would lose of the start picture (its fine texture) is restored, and what the
+denoiser changed is kept (:func:`apply_edit`). ``detail=vae`` returns ``D(z)`` itself (one VAE decode
+less). Colour: the output then keeps the start picture's low-frequency chroma (:func:`keep_colour`).
 
 Conditioning: the seg map (class fractions per latent cell) and colour map with their presence, the
 optional layers, and the CLIP embedding by cross-attention (``models.ldm``); ``guidance`` > 1 adds
@@ -36,6 +39,23 @@ DEFAULT_STRENGTH = {"colormap": 0.7, "gan": 0.3}
 MAX_STEPS = 50
 #: colour consistency: the output's chroma below this scale (Gaussian sigma, pixels) comes from the start picture
 CHROMA_SIGMA = 2.0
+#: where the output's fine detail comes from: the start picture plus the diffusion's edit, or the VAE's decode
+DETAILS = ("start", "vae")
+
+
+def to_uint8(rgb: np.ndarray, H: int, W: int) -> np.ndarray:
+    """A VAE decoder output (1, 3, >=H, >=W) in [-1, 1] as an (H, W, 3) uint8 frame."""
+    rgb = np.clip(rgb[0, :, :H, :W], -1.0, 1.0)
+    return np.ascontiguousarray(np.rint((rgb + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+
+
+def apply_edit(start: np.ndarray, edited: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """``start + (edited - recon)``: the diffusion's edit (its decoded result minus the VAE's decode of the
+    un-noised start latent) applied to the start picture, uint8 in and out. Where the denoiser changed
+    nothing the start's pixels come back exactly, texture included, instead of the VAE's softer
+    reconstruction of them."""
+    out = start.astype(np.int16) + edited.astype(np.int16) - recon.astype(np.int16)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def keep_colour(out: np.ndarray, start: np.ndarray, sigma: float = CHROMA_SIGMA) -> np.ndarray:
@@ -144,11 +164,15 @@ class LdmRenderer:
         return s, s.timesteps[steps - init:]
 
     def render(self, onehot, color, layers, embed, start: np.ndarray, H: int, W: int, seed: int, *,
-               steps: int = 20, strength: float = 0.7, guidance: float = 1.0, eta: float = 0.0) -> np.ndarray:
+               steps: int = 20, strength: float = 0.7, guidance: float = 1.0, eta: float = 0.0,
+               detail: str = "start") -> np.ndarray:
         """A frame (H, W, 3) uint8. ``onehot`` (1,K,Hp,Wp) / ``color`` (1,3,Hp,Wp) / ``layers``: the GAN's
         conditioning tensors at the 8-padded size (``onehot`` or ``color`` None = that layer absent);
         ``embed``: (dim,) CLIP embedding or None; ``start``: the SDEdit start picture (H, W, 3) uint8."""
-        return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, eta=eta)
+        if detail not in DETAILS:
+            raise UsageError(f"detail={detail!r}: expected one of {', '.join(DETAILS)}")
+        return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, eta=eta,
+                         detail=detail)
 
     def real_feeds(self, onehot, color, layers, embed, start: np.ndarray, H: int, W: int, seed: int,
                    steps: int = 20, strength: float = 0.7) -> dict:
@@ -156,7 +180,7 @@ class LdmRenderer:
         return self._run(onehot, color, layers, embed, start, H, W, seed, steps, strength, 1.0, feeds_only=True)
 
     def _run(self, onehot, color, layers, embed, start, H, W, seed, steps, strength, guidance, feeds_only=False,
-             eta: float = 0.0):
+             eta: float = 0.0, detail: str = "start"):
         import torch
         import torch.nn.functional as F
 
@@ -205,7 +229,8 @@ class LdmRenderer:
                 base = torch.from_numpy(run(latent=z, t=tt, cond=uncond, embed=e, embed_presence=ep))
                 out = base + guidance * (out - base)
             z = sched.step(out, t, z, eta=eta, generator=g).prev_sample
-        rgb = self.runner("vae-decoder")(latent=z)
-        rgb = np.clip(rgb[0, :, :H, :W], -1.0, 1.0)
-        out = np.ascontiguousarray(np.rint((rgb + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+        decode = self.runner("vae-decoder")
+        out = to_uint8(decode(latent=z), H, W)
+        if detail == "start":
+            out = apply_edit(start, out, to_uint8(decode(latent=z0), H, W))
         return keep_colour(out, start)
