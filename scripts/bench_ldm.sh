@@ -9,12 +9,12 @@ cd "$(dirname "$0")/.."
 root=${1:-../shared/data/camvid}
 out=${2:-out/bench_ldm}
 bench=".venv/bin/semcomp bench --data $root --dataset camvid --split val --quiet"
-$bench --codecs "semantic-gan,semantic-gan:renderer=ldm" --out "$out/renderers"
-$bench --codecs "semantic-gan:renderer=ldm:guidance=2" --out "$out/guided"
-$bench --limit 30 --codecs "semantic-gan,semantic-gan:renderer=ldm,semantic-gan:renderer=ldm:sdedit_from=colormap,semantic-gan:renderer=ldm:guidance=2,clip:bytes=64,clip:bytes=64:segmap=on" \
+$bench --codecs "semantic-gan,semantic-gan:renderer=ldm,semantic-gan:renderer=ldm:guidance=1" --out "$out/renderers"
+$bench --limit 30 --codecs "semantic-gan,semantic-gan:renderer=ldm,semantic-gan:renderer=ldm:detail=vae,semantic-gan:renderer=ldm:strength=0.3,semantic-gan:renderer=ldm:sdedit_from=colormap,clip:bytes=64,clip:bytes=64:segmap=on" \
   --out "$out/modes"
 .venv/bin/python scripts/ldm_timing.py --out "$out/timing.json"
 .venv/bin/python scripts/clip_quantiser_report.py --data "$root/val" --out "$out/clip_quantiser.json"
+.venv/bin/python scripts/clip_influence.py --data "$root/val" --limit 8 --out "$out/clip_influence.json"
 .venv/bin/python scripts/sample_grid.py --data "$root/val" --limit 3 --scale 1.0 \
   --codecs "semantic-gan,semantic-gan:renderer=ldm,semantic-gan:renderer=ldm:sdedit_from=colormap,clip:bytes=64,bpg:q=51" \
   --out "$out/ldm_samples.png"

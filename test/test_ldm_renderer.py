@@ -164,7 +164,7 @@ def test_detail_start_keeps_more_of_the_start_pictures_texture(models, frame):
 
 
 def test_default_strength_follows_the_start_picture(models):
-    assert codecs.create(_spec(models, renderer="ldm")).strength() == 0.3
+    assert codecs.create(_spec(models, renderer="ldm")).strength() == 0.5
     assert codecs.create(_spec(models, renderer="ldm", sdedit_from="colormap")).strength() == 0.7
     assert codecs.create(_spec(models, renderer="ldm", sdedit_from="gan")).strength(has_segmap=False) == 0.7
     assert codecs.create(_spec(models, renderer="ldm", strength=0.45)).strength() == 0.45

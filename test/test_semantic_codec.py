@@ -82,7 +82,8 @@ def test_wire_label_has_no_local_paths(tiny_models):
     assert "decoder=" in c.label()
     assert c.receiver_config() == {"decoder": tiny_models.split("decoder=")[1], "backend": "torch", "temporal": "hold",
                                   "render_pixels": 480 * 360, "renderer": "gan", "ldm": "default", "steps": 20,
-                                  "strength": 0.0, "sdedit_from": "gan", "eta": 0.0, "guidance": 1.0}
+                                  "strength": 0.0, "sdedit_from": "gan", "eta": 0.0, "guidance": 8.0,
+                                  "detail": "start"}
     with pytest.raises(UsageError, match="not a receiver option"):
         codecs.decode(b"", receiver="seed=3")
 

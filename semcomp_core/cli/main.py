@@ -62,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", choices=["gan", "ldm"], help="semantic codecs: what draws the frame (gan: the "
                    "conditional GAN; ldm: latent diffusion); default: the codec's (semantic-gan: gan, clip: ldm)")
     p.add_argument("--steps", type=int, help="renderer ldm: DDIM steps (1..50, default 20)")
-    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default: 0.3 from the GAN's frame, "
+    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default: 0.5 from the GAN's frame, "
                    "0.7 from the colour map)")
     p.add_argument("--sdedit-from", choices=["colormap", "gan"], help="renderer ldm: start picture (default gan: refine "
                    "the GAN's frame; colormap: SSGC)")
     p.add_argument("--eta", type=float, help="renderer ldm: DDIM eta 0..1 (default 0)")
-    p.add_argument("--guidance", type=float, help="renderer ldm: classifier-free guidance on the seg map (1 = off)")
+    p.add_argument("--guidance", type=float, help="renderer ldm: classifier-free guidance on the seg map (1 = off; default 8)")
     p.add_argument("--detail", choices=["start", "vae"], help="renderer ldm: fine detail from the start picture plus "
                    "the diffusion's edit (start, default) or from the VAE decoder alone (vae)")
     _add_device(p)

@@ -141,7 +141,7 @@ class SemanticGanCodec(Codec):
         "steps": Param(int, 20, "renderer=ldm: DDIM steps of a full run (strength s runs int(steps*s) of them)",
                        low=1, high=50, side="receiver"),
         "strength": Param(float, 0.0, "renderer=ldm: SDEdit strength, the share of the diffusion the start picture is "
-                          "noised to; 0 = the start's default: 0.7 from the colour map (SSGC's 70% of T), 0.3 from the "
+                          "noised to; 0 = the start's default: 0.7 from the colour map (SSGC's 70% of T), 0.5 from the "
                           "GAN's frame", low=0.0, high=1.0, side="receiver"),
         "sdedit_from": Param(str, "gan", "renderer=ldm: start picture of SDEdit: gan (refine the GAN renderer's frame: "
                              "the shipped default, it keeps the most semantics per second) or colormap (the upsampled "
@@ -152,8 +152,9 @@ class SemanticGanCodec(Codec):
         "detail": Param(str, "start", "renderer=ldm: where fine detail comes from: start (the start picture plus the "
                         "diffusion's edit: the VAE round trip loses nothing the start had) or vae (the VAE "
                         "decoder's frame alone; one decode less)", choices=DETAILS, side="receiver"),
-        "guidance": Param(float, 1.0, "renderer=ldm: classifier-free guidance on the seg map (1 = off; above 1 "
-                          "costs a second UNet call per step)", low=1.0, high=20.0, side="receiver"),
+        "guidance": Param(float, 8.0, "renderer=ldm: classifier-free guidance on the seg map (1 = off; above 1 "
+                          "costs a second UNet call per step; 8, the default, keeps the most semantics, "
+                          "BENCHMARKS.md)", low=1.0, high=20.0, side="receiver"),
         "backend": Param(str, "torch", "where this instance runs its networks: torch, onnxruntime or tensorrt (both "
                          "from an ONNX export made once and cached); the sender's segmenter and the "
                          "receiver's generator alike",

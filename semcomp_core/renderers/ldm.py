@@ -33,9 +33,9 @@ import numpy as np
 from ..errors import UsageError
 
 #: SDEdit start pictures, and the strength each starts at by default (SSGC: 70% of T from the colour map;
-#: refining the GAN's frame keeps the most semantics per second at 0.3, BENCHMARKS.md)
+#: refining the GAN's frame at 0.5 with guidance 8 keeps more semantics than the GAN and redraws objects, BENCHMARKS.md)
 SDEDIT_FROM = ("colormap", "gan")
-DEFAULT_STRENGTH = {"colormap": 0.7, "gan": 0.3}
+DEFAULT_STRENGTH = {"colormap": 0.7, "gan": 0.5}
 MAX_STEPS = 50
 #: colour consistency: the output's chroma below this scale (Gaussian sigma, pixels) comes from the start picture
 CHROMA_SIGMA = 2.0

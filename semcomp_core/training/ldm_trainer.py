@@ -11,8 +11,8 @@ The CLIP tower (``models.clip_tower``, an open_clip ViT) is trained from scratch
 learned global code of the whole frame (nothing pretrained can be had here); during training its
 embedding is perturbed as the link perturbs it (Gaussian noise of the product quantiser's typical
 error), unCLIP-style, so the UNet tolerates the quantiser; and an InfoNCE term between two views of each frame
-(``--w-contrast``) keeps it from collapsing to a constant (the shipped tower, trained before this term
-existed, did collapse: its card says so). ``--clip`` off trains a UNet without
+(``--w-contrast``) keeps it from collapsing to a constant (a run without it did collapse; resumed with
+it, the shipped tower recovered: its card says so). ``--clip`` off trains a UNet without
 cross-attention input. At every save the product quantisers are fitted by k-means on the embeddings of
 every training frame (and its mirror image).
 
