@@ -1,18 +1,19 @@
-"""How much the CLIP embedding changes a clip codec's frame: each val frame's container rendered with its
-own embedding and with another frame's (frames spread over the set, the swap pairs frames half the
-sample apart): the mean absolute pixel difference (grey levels) says whether the UNet uses the embedding
-at all, beside the two embeddings' cosine similarity.
+"""How much the CLIP embedding changes a clip codec's frame: each container rendered with its own embedding
+and with another frame's (frames spread over the set; frame i swaps with frame i + n/2). The mean absolute
+pixel difference (grey levels) says whether the UNet uses the embedding at all; the two embeddings'
+cosine similarity says how different they were.
 
     .venv/bin/python scripts/clip_influence.py --data ../shared/data/camvid/val [--limit 8] [--ldm DIR]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from report_json import emit
 
 
 def main(argv=None) -> int:
@@ -29,38 +30,25 @@ def main(argv=None) -> int:
     codec = codecs.create(spec)
     files = sorted(a.data.glob("*.png"))
     files = files[:: max(1, len(files) // a.limit)][: a.limit]
-    frames = [load_image(f) for f in files]
-    datas = [codec.encode(f) for f in frames]
-    swap = {}
-    real_render = codec.render
+    datas = [codec.encode(load_image(f)) for f in files]
 
-    def render(labels, factor, thumb, H, W, seed, embed=None, **kw):
-        return real_render(labels, factor, thumb, H, W, seed, embed=swap.get("embed", embed), **kw)
-    codec.render = render
-    own, other, embeds = [], [], []
-    for d in datas:                                  # own embedding, and collect them
-        captured = {}
+    render, seen, swap = codec.render, [], {}
 
-        def grab(labels, factor, thumb, H, W, seed, embed=None, **kw):
-            captured["e"] = embed
-            return real_render(labels, factor, thumb, H, W, seed, embed=embed, **kw)
-        codec.render = grab
-        own.append(codec.decode(d).astype(np.float32))
-        embeds.append(captured["e"])
-    codec.render = render
+    def spy(*args, embed=None, **kw):              # record the decoded embedding, or replace it
+        seen.append(embed)
+        return render(*args, embed=swap.get("embed", embed), **kw)
+    codec.render = spy
+    own = [codec.decode(d).astype(np.float32) for d in datas]
+    embeds = list(seen)
+    n = len(datas)
+    diffs, cosines = [], []
     for i, d in enumerate(datas):
-        swap["embed"] = embeds[(i + len(datas) // 2) % len(datas)]
-        other.append(codec.decode(d).astype(np.float32))
-    rows = {"frames": len(datas), "spec": spec,
-            "mean_abs_diff_swapped_embedding": float(np.mean([np.abs(x - y).mean() for x, y in zip(own, other)])),
-            "embedding_cosine_own_vs_swapped": float(np.mean([
-                np.dot(embeds[i], embeds[(i + len(datas) // 2) % len(datas)]) /
-                (np.linalg.norm(embeds[i]) * np.linalg.norm(embeds[(i + len(datas) // 2) % len(datas)]) + 1e-9)
-                for i in range(len(datas))]))}
-    text = json.dumps(rows, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+        e, other = embeds[i], embeds[(i + n // 2) % n]
+        swap["embed"] = other
+        diffs.append(float(np.abs(codec.decode(d).astype(np.float32) - own[i]).mean()))
+        cosines.append(float(e @ other / (np.linalg.norm(e) * np.linalg.norm(other) + 1e-9)))
+    emit({"frames": n, "spec": spec, "mean_abs_diff_swapped_embedding": float(np.mean(diffs)),
+          "embedding_cosine_own_vs_swapped": float(np.mean(cosines))}, a.out)
     return 0
 
 

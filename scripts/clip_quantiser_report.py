@@ -6,9 +6,10 @@ and how much the embeddings of different frames differ (mean cosine similarity),
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from report_json import emit
 
 
 def main(argv=None) -> int:
@@ -39,10 +40,7 @@ def main(argv=None) -> int:
     for b in tower.pq_bytes:
         q = tower.dequantise(tower.quantise(e, b), b)
         doc["relative_squared_error"][b] = round(float(((e - q) ** 2).sum() / (e ** 2).sum()), 4)
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+    emit(doc, a.out)
     return 0
 
 

@@ -6,13 +6,14 @@ decoder, at 480x360 (and optionally other sizes), median of N runs after a warm-
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from report_json import emit
 
 
 def main(argv=None) -> int:
@@ -47,11 +48,7 @@ def main(argv=None) -> int:
             rows.append({"network": kind, "height": h, "width": w, "ms_median": round(float(np.median(times)), 1),
                          "provider": run.provider})
     doc = {"rows": rows, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
+    emit(doc, a.out)
     return 0
 
 

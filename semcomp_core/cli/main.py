@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import BitstreamError, ModelMismatchError, SemcompError, UsageError
+from ..renderers.ldm import DEFAULT_STRENGTH
 
 DEFAULT_CODEC = "semantic-gan"
 
@@ -62,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", choices=["gan", "ldm"], help="semantic codecs: what draws the frame (gan: the "
                    "conditional GAN; ldm: latent diffusion); default: the codec's (semantic-gan: gan, clip: ldm)")
     p.add_argument("--steps", type=int, help="renderer ldm: DDIM steps (1..50, default 20)")
-    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default: 0.5 from the GAN's frame, "
-                   "0.7 from the colour map)")
+    p.add_argument("--strength", type=float, help="renderer ldm: SDEdit strength (default: "
+                   f"{DEFAULT_STRENGTH['gan']} from the GAN's frame, {DEFAULT_STRENGTH['colormap']} from the colour map)")
     p.add_argument("--sdedit-from", choices=["colormap", "gan"], help="renderer ldm: start picture (default gan: refine "
                    "the GAN's frame; colormap: SSGC)")
     p.add_argument("--eta", type=float, help="renderer ldm: DDIM eta 0..1 (default 0)")

@@ -141,10 +141,10 @@ class SemanticGanCodec(Codec):
         "steps": Param(int, 20, "renderer=ldm: DDIM steps of a full run (strength s runs int(steps*s) of them)",
                        low=1, high=50, side="receiver"),
         "strength": Param(float, 0.0, "renderer=ldm: SDEdit strength, the share of the diffusion the start picture is "
-                          "noised to; 0 = the start's default: 0.7 from the colour map (SSGC's 70% of T), 0.5 from the "
-                          "GAN's frame", low=0.0, high=1.0, side="receiver"),
+                          f"noised to; 0 = the start's default: {DEFAULT_STRENGTH['colormap']} from the colour map (SSGC's "
+                          f"70% of T), {DEFAULT_STRENGTH['gan']} from the GAN's frame", low=0.0, high=1.0, side="receiver"),
         "sdedit_from": Param(str, "gan", "renderer=ldm: start picture of SDEdit: gan (refine the GAN renderer's frame: "
-                             "the shipped default, it keeps the most semantics per second) or colormap (the upsampled "
+                             "the default: with guidance it keeps the GAN's semantics and redraws objects) or colormap (the upsampled "
                              "colour map, SSGC)", choices=SDEDIT_FROM, side="receiver"),
         "eta": Param(float, 0.0, "renderer=ldm: DDIM eta (0 = deterministic DDIM path; 1 = DDPM-like fresh noise each "
                      "step, drawn from the seed's generator: still deterministic per seed)", low=0.0, high=1.0,
